@@ -1,0 +1,21 @@
+"""The log notifier: one readable line per alert on standard output. Needs no server, so the
+shipped configuration works on a fresh machine."""
+
+from __future__ import annotations
+
+import sys
+
+from monitor.alerts.payload import read_body
+from monitor.models import LogNotifier, PendingAlert
+
+
+def format_line(alert: PendingAlert) -> str:
+    doc = read_body(alert.body)
+    article = doc["article"]
+    words = ", ".join(doc["matches"])
+    return (f"ALERT [{doc['watchlist']}] {article['title']} — {article['url']} "
+            f"({article['source']}; matched: {words})")
+
+
+async def send(notifier: LogNotifier, alert: PendingAlert) -> None:
+    print(format_line(alert), file=sys.stdout, flush=True)

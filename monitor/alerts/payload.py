@@ -1,0 +1,44 @@
+"""The alert document: built once when the alert enters the outbox, then sent as stored, so every
+retry carries the same id and the same bytes (and so the same signature)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from monitor.models import StoredArticle
+
+
+def new_alert_id() -> str:
+    return uuid.uuid4().hex
+
+
+def build_body(
+    alert_id: str,
+    watchlist: str,
+    article: StoredArticle,
+    words: tuple[str, ...],
+    snippet: str,
+    created: str,
+) -> str:
+    document = {
+        "id": alert_id,
+        "watchlist": watchlist,
+        "created": created,
+        "article": {
+            "url": article.url,
+            "title": article.title,
+            "summary": article.summary,
+            "published": article.published,
+            "source": article.source,
+            "lang": article.lang,
+        },
+        "matches": list(words),
+        "snippet": snippet,
+    }
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def read_body(body: str) -> dict[str, Any]:
+    return json.loads(body)

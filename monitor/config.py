@@ -1,0 +1,351 @@
+"""Load config.yaml once, validate it, and return typed objects.
+
+Every error names the key path (``sources[2].interval``) and the line in the file, so a
+user can find the mistake without reading code. No other module reads the file or the
+environment for settings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitor import __version__
+from monitor.errors import ConfigError, QueryError
+from monitor.models import (
+    Config,
+    CrawlSettings,
+    EmailNotifier,
+    LogNotifier,
+    Notifier,
+    SmtpSettings,
+    Source,
+    Watchlist,
+    WebhookNotifier,
+)
+
+DEFAULT_INTERVAL = 600
+MIN_INTERVAL = 5
+DEFAULT_USER_AGENT = f"monitor/{__version__} (+https://github.com/monitor-news/monitor)"
+SOURCE_TYPES = ("feed",)
+NOTIFIER_TYPES = ("email", "webhook", "log")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"(\d+)\s*([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_MISSING = object()
+
+
+def resolve_config_path(cli_value: str | None, environ: Mapping[str, str]) -> Path:
+    """--config, else $MONITOR_CONFIG, else ./config.yaml."""
+    return Path(cli_value or environ.get("MONITOR_CONFIG") or "config.yaml")
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    environ = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if root is None:
+        raise ConfigError(f"{path}: the file is empty")
+    lines: dict[str, int] = {}
+    data = _to_python(root, "", lines, environ)
+    return _build(_Section(data, "", lines), path.resolve())
+
+
+# --- YAML nodes to Python, remembering the line of every key path -------------------------
+
+
+def _to_python(node: yaml.Node, path: str, lines: dict[str, int], env: Mapping[str, str]) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            if key in out:
+                raise ConfigError(f"{child}: duplicate key (line {key_node.start_mark.line + 1})")
+            out[key] = _to_python(value_node, child, lines, env)
+            lines[child] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(v, f"{path}[{i}]", lines, env) for i, v in enumerate(node.value)]
+    value = yaml.SafeLoader("").construct_object(node, deep=True)
+    if isinstance(value, str):
+        value = _expand_env(value, path, lines[path], env)
+    return value
+
+
+def _expand_env(value: str, path: str, line: int, env: Mapping[str, str]) -> str:
+    def substitute(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{path}: environment variable {name} is not set (line {line}); "
+            f"set it, or write ${{{name}:-default}} to give a default"
+        )
+
+    return _ENV.sub(substitute, value)
+
+
+# --- a small validating reader -------------------------------------------------------------
+
+
+class _Section:
+    """A mapping being validated: take() known keys, then done() rejects the rest."""
+
+    def __init__(self, data: Any, path: str, lines: dict[str, int]) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path or 'the file'}: expected a mapping{_at(lines, path)}")
+        self.data, self.path, self.lines = data, path, lines
+        self.known: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, message: str) -> ConfigError:
+        key = self.key(name)
+        return ConfigError(f"{key}: {message}{_at(self.lines, key)}")
+
+    def take(self, name: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+        self.known.add(name)
+        if name not in self.data or self.data[name] is None:
+            if default is _MISSING:
+                raise ConfigError(f"{self.key(name)}: required key is missing{_at(self.lines, self.path)}")
+            return default
+        value = self.data[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.error(name, f"expected {_kind_name(kind)}, got {value!r}")
+        return value
+
+    def section(self, name: str, default: Any = _MISSING) -> _Section:
+        value = self.take(name, dict, default)
+        return _Section(value, self.key(name), self.lines)
+
+    def items(self, name: str, default: Any = _MISSING) -> list[_Section]:
+        values = self.take(name, list, default)
+        return [_Section(v, f"{self.key(name)}[{i}]", self.lines) for i, v in enumerate(values)]
+
+    def strings(self, name: str, default: Any = _MISSING) -> tuple[str, ...]:
+        value = self.take(name, (list, str), default)
+        values = [value] if isinstance(value, str) else value
+        for i, v in enumerate(values):
+            if not isinstance(v, str) or not v:
+                raise self.error(f"{name}[{i}]", f"expected a non-empty string, got {v!r}")
+        return tuple(values)
+
+    def done(self) -> None:
+        for name in self.data:
+            if name not in self.known:
+                hint = difflib.get_close_matches(name, sorted(self.known), n=1)
+                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+                allowed = ", ".join(sorted(self.known))
+                raise self.error(name, f"unknown key{suggestion} (allowed here: {allowed})")
+
+
+def _at(lines: dict[str, int], path: str) -> str:
+    return f" (line {lines[path]})" if path in lines else ""
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             list: "a list", dict: "a mapping"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def parse_duration(value: int | str) -> int:
+    """'90s', '10m', '1h30m', '2d' or a number of seconds."""
+    if isinstance(value, int):
+        return value
+    text = value.strip().lower()
+    if text.isdigit():
+        return int(text)
+    parts = _DURATION.findall(text)
+    if not parts or _DURATION.sub("", text).strip():
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 10m, 1h)")
+    return sum(int(n) * _UNITS[unit] for n, unit in parts)
+
+
+# --- the sections ----------------------------------------------------------------------------
+
+
+def _build(root: _Section, path: Path) -> Config:
+    database = Path(root.take("database", str, "monitor.db"))
+    crawl = _crawl_settings(root.section("crawl", {}))
+    sources = _unique(root.items("sources"), _source, "sources")
+    notifiers = _unique(root.items("notifiers", []), _notifier, "notifiers")
+    watchlists = _unique(root.items("watchlists", []), _watchlist, "watchlists")
+    root.done()
+    _check_references(root, watchlists, notifiers)
+    return Config(
+        path=path,
+        database=database if database.is_absolute() else path.parent / database,
+        sources=tuple(sources),
+        watchlists=tuple(watchlists),
+        notifiers=tuple(notifiers),
+        crawl=crawl,
+    )
+
+
+def _unique(sections: list[_Section], build: Callable[[_Section], Any], what: str) -> list[Any]:
+    built, seen = [], set()
+    for section in sections:
+        item = build(section)
+        if item.name in seen:
+            raise section.error("name", f"duplicate name {item.name!r} in {what}")
+        seen.add(item.name)
+        built.append(item)
+    return built
+
+
+def _name(s: _Section) -> str:
+    name = s.take("name", str)
+    if not _NAME.match(name):
+        raise s.error("name", f"{name!r} must be letters, digits, '-', '_' or '.'")
+    return name
+
+
+def _duration(s: _Section, key: str, default: int) -> int:
+    raw = s.take(key, (str, int), default)
+    try:
+        seconds = parse_duration(raw)
+    except ValueError as exc:
+        raise s.error(key, str(exc)) from None
+    if seconds < MIN_INTERVAL:
+        raise s.error(key, f"must be at least {MIN_INTERVAL}s, got {raw!r}")
+    return seconds
+
+
+def _url(s: _Section, key: str) -> str:
+    url = s.take(key, str)
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise s.error(key, f"expected an http(s) URL, got {url!r}")
+    return url
+
+
+def _source(s: _Section) -> Source:
+    name = _name(s)
+    kind = s.take("type", str, "feed")
+    if kind not in SOURCE_TYPES:
+        raise s.error("type", f"unknown source type {kind!r} (known: {', '.join(SOURCE_TYPES)})")
+    source = Source(
+        name=name,
+        type=kind,
+        url=_url(s, "url"),
+        interval=_duration(s, "interval", DEFAULT_INTERVAL),
+        full_text=s.take("full_text", bool, True),
+    )
+    s.done()
+    return source
+
+
+def _watchlist(s: _Section) -> Watchlist:
+    from monitor.rules import (
+        parse_query,  # the rules package is pure; imported late to keep config light
+    )
+
+    name = _name(s)
+    query = s.take("query", str)
+    try:
+        parse_query(query)
+    except QueryError as exc:
+        raise ConfigError(f"{s.key('query')}{_at(s.lines, s.key('query'))}: {exc}") from None
+    watchlist = Watchlist(name=name, query=query, notify=s.strings("notify", ()))
+    s.done()
+    return watchlist
+
+
+def _notifier(s: _Section) -> Notifier:
+    name = _name(s)
+    kind = s.take("type", str)
+    builders = {"email": _email, "webhook": _webhook, "log": _log}
+    if kind not in builders:
+        raise s.error("type", f"unknown notifier type {kind!r} (known: {', '.join(NOTIFIER_TYPES)})")
+    notifier = builders[kind](s, name)
+    s.done()
+    return notifier
+
+
+def _log(s: _Section, name: str) -> LogNotifier:
+    return LogNotifier(name=name, type="log")
+
+
+def _email(s: _Section, name: str) -> EmailNotifier:
+    to = s.strings("to")
+    sender = s.take("from", str)
+    for i, address in enumerate((*to, sender)):
+        if "@" not in address:
+            key = "from" if i == len(to) else f"to[{i}]"
+            raise s.error(key, f"not an email address: {address!r}")
+    smtp = s.section("smtp")
+    settings = SmtpSettings(
+        host=smtp.take("host", str),
+        port=smtp.take("port", int, 587),
+        starttls=smtp.take("starttls", bool, True),
+        ssl=smtp.take("ssl", bool, False),
+        username=smtp.take("username", str, None) or None,
+        password=smtp.take("password", str, None) or None,
+        timeout=smtp.take("timeout", float, 30.0),
+    )
+    smtp.done()
+    if settings.ssl and settings.starttls:
+        raise smtp.error("starttls", "choose either ssl (implicit TLS) or starttls, not both")
+    return EmailNotifier(name=name, type="email", to=to, sender=sender, smtp=settings)
+
+
+def _webhook(s: _Section, name: str) -> WebhookNotifier:
+    headers = s.take("headers", dict, {})
+    return WebhookNotifier(
+        name=name,
+        type="webhook",
+        url=_url(s, "url"),
+        secret=s.take("secret", str, None) or None,
+        timeout=s.take("timeout", float, 15.0),
+        headers=tuple((str(k), str(v)) for k, v in headers.items()),
+    )
+
+
+def _crawl_settings(s: _Section) -> CrawlSettings:
+    settings = CrawlSettings(
+        user_agent=s.take("user_agent", str, DEFAULT_USER_AGENT),
+        timeout=_duration(s, "timeout", 30),
+        max_size=s.take("max_size", int, 10 * 1024 * 1024),
+        concurrency_per_domain=s.take("concurrency_per_domain", int, 2),
+        delay=s.take("delay", float, 0.5),
+        obey_robots=s.take("obey_robots", bool, True),
+    )
+    s.done()
+    return settings
+
+
+def _check_references(
+    root: _Section, watchlists: list[Watchlist], notifiers: list[Notifier]
+) -> None:
+    defined = {n.name for n in notifiers}
+    for i, watchlist in enumerate(watchlists):
+        for j, name in enumerate(watchlist.notify):
+            if name not in defined:
+                hint = difflib.get_close_matches(name, sorted(defined), n=1)
+                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+                key = f"watchlists[{i}].notify[{j}]"
+                raise ConfigError(
+                    f"{key}: notifier {name!r} is not defined under notifiers{suggestion}"
+                    f"{_at(root.lines, key)}"
+                )

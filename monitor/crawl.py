@@ -1,0 +1,94 @@
+"""Runs Scrapy spiders inside the daemon's one asyncio loop.
+
+Twisted's reactor cannot be restarted, so the asyncio reactor is installed once, on the running
+loop, before anything imports ``twisted.internet.reactor``; every crawl afterwards is a new
+Crawler on the same AsyncCrawlerRunner. No business logic here: spiders in, items out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from monitor.models import CrawlSettings, FeedResult, PageResult
+
+ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+
+def scrapy_settings(crawl: CrawlSettings) -> dict[str, Any]:
+    return {
+        "USER_AGENT": crawl.user_agent,
+        "ROBOTSTXT_OBEY": crawl.obey_robots,
+        "ROBOTSTXT_USER_AGENT": crawl.user_agent.split("/")[0],
+        "DOWNLOAD_TIMEOUT": crawl.timeout,
+        "DOWNLOAD_MAXSIZE": crawl.max_size,
+        "DOWNLOAD_WARNSIZE": crawl.max_size // 2,
+        "CONCURRENT_REQUESTS": 16,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrency_per_domain,
+        "DOWNLOAD_DELAY": crawl.delay,
+        "AUTOTHROTTLE_ENABLED": True,
+        "AUTOTHROTTLE_START_DELAY": crawl.delay,
+        "AUTOTHROTTLE_MAX_DELAY": 30.0,
+        "RETRY_TIMES": 2,
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "EXTENSIONS": {
+            "scrapy.extensions.remote_control.RemoteControl": None,
+            "scrapy.extensions.logstats.LogStats": None,
+        },
+        "TWISTED_REACTOR": ASYNCIO_REACTOR,
+        "LOG_ENABLED": False,  # our root handler prints Scrapy's warnings; see cli logging
+    }
+
+
+class Crawler:
+    """A long-lived runner. Create it inside the running asyncio loop."""
+
+    def __init__(self, crawl: CrawlSettings) -> None:
+        from scrapy.utils.reactor import install_reactor, is_asyncio_reactor_installed
+
+        install_reactor(ASYNCIO_REACTOR)
+        if not is_asyncio_reactor_installed():
+            raise RuntimeError("a non-asyncio Twisted reactor was installed before the crawler")
+        from scrapy.crawler import AsyncCrawlerRunner
+        from twisted.internet import reactor
+
+        self._reactor = reactor
+        if not reactor.running:
+            # The asyncio loop is already running; mark the reactor as running on top of it.
+            reactor.startRunning(installSignalHandlers=False)
+        self._runner = AsyncCrawlerRunner(scrapy_settings(crawl))
+        logging.getLogger("scrapy").setLevel(logging.WARNING)
+
+    async def _run(self, spider_class: type, **kwargs: Any) -> list[Any]:
+        from scrapy import signals
+
+        items: list[Any] = []
+
+        def collect(item: Any, **_: Any) -> None:
+            items.append(item)
+
+        crawler = self._runner.create_crawler(spider_class)
+        # Signals hold weak references; `collect` lives until the crawl returns.
+        crawler.signals.connect(collect, signal=signals.item_scraped)
+        await self._runner.crawl(crawler, **kwargs)
+        return items
+
+    async def fetch_feeds(self, targets: list[Any]) -> list[FeedResult]:
+        from spiders.feed import FeedSpider
+
+        return await self._run(FeedSpider, targets=targets) if targets else []
+
+    async def fetch_pages(self, targets: list[Any]) -> list[PageResult]:
+        from spiders.article import ArticleSpider
+
+        return await self._run(ArticleSpider, targets=targets) if targets else []
+
+    async def stop_crawls(self) -> None:
+        """Ask running crawls to finish; their callers still get the items already scraped."""
+        await self._runner.stop()
+
+    async def close(self) -> None:
+        await self._runner.stop()
+        # Twisted's thread pool (DNS lookups) keeps the process alive at exit. Firing the whole
+        # "shutdown" event would also stop the asyncio loop under asyncio.run's feet.
+        self._reactor.getThreadPool().stop()

@@ -1,0 +1,76 @@
+"""Schema versions. Each step runs once, in order, inside one transaction; PRAGMA user_version
+records how far a database has come."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: sources with fetch state, articles, matches, the alert outbox
+    """
+    CREATE TABLE sources (
+        name TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        last_status INTEGER,
+        last_fetch TEXT,
+        last_success TEXT,
+        last_error TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE articles (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        url TEXT NOT NULL UNIQUE,
+        link TEXT NOT NULL,
+        guid TEXT,
+        title TEXT NOT NULL DEFAULT '',
+        summary TEXT NOT NULL DEFAULT '',
+        text TEXT NOT NULL DEFAULT '',
+        author TEXT,
+        lang TEXT,
+        published TEXT,
+        first_seen TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        state TEXT NOT NULL,
+        fetch_error TEXT
+    );
+    CREATE UNIQUE INDEX articles_source_guid ON articles(source, guid) WHERE guid IS NOT NULL;
+    CREATE INDEX articles_state ON articles(state);
+    CREATE INDEX articles_first_seen ON articles(first_seen);
+    CREATE TABLE matches (
+        article_id INTEGER NOT NULL REFERENCES articles(id),
+        watchlist TEXT NOT NULL,
+        words TEXT NOT NULL,
+        snippet TEXT NOT NULL,
+        matched_at TEXT NOT NULL,
+        PRIMARY KEY (article_id, watchlist)
+    );
+    CREATE TABLE alerts (
+        id TEXT PRIMARY KEY,
+        article_id INTEGER NOT NULL REFERENCES articles(id),
+        watchlist TEXT NOT NULL,
+        notifier TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created TEXT NOT NULL,
+        sent_at TEXT,
+        UNIQUE (article_id, watchlist, notifier)
+    );
+    CREATE INDEX alerts_status ON alerts(status);
+    """,
+)
+
+
+def migrate(db: Database) -> int:
+    """Bring the schema up to date; returns the version reached."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        with db.atomic():
+            for statement in filter(str.strip, script.split(";")):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+    return len(MIGRATIONS)

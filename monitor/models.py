@@ -1,0 +1,147 @@
+"""Plain data that travels between the stages: configuration objects and what the spiders yield."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    type: str  # "feed"
+    url: str
+    interval: int  # seconds between polls
+    full_text: bool = True
+
+
+@dataclass(frozen=True)
+class Watchlist:
+    name: str
+    query: str
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 587
+    starttls: bool = True
+    ssl: bool = False
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Notifier:
+    name: str
+    type: str  # "email" | "webhook" | "log"
+
+
+@dataclass(frozen=True)
+class LogNotifier(Notifier):
+    pass
+
+
+@dataclass(frozen=True)
+class EmailNotifier(Notifier):
+    to: tuple[str, ...] = ()
+    sender: str = ""
+    smtp: SmtpSettings = field(default_factory=lambda: SmtpSettings(host="localhost"))
+
+
+@dataclass(frozen=True)
+class WebhookNotifier(Notifier):
+    url: str = ""
+    secret: str | None = None
+    timeout: float = 15.0
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CrawlSettings:
+    user_agent: str
+    timeout: int = 30
+    max_size: int = 10 * 1024 * 1024
+    concurrency_per_domain: int = 2
+    delay: float = 0.5
+    obey_robots: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    database: Path
+    sources: tuple[Source, ...]
+    watchlists: tuple[Watchlist, ...]
+    notifiers: tuple[Notifier, ...]
+    crawl: CrawlSettings
+
+    def notifier(self, name: str) -> Notifier:
+        return next(n for n in self.notifiers if n.name == name)
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One item of a feed, as the feed spider read it (before the store decides if it is new)."""
+
+    url: str
+    guid: str | None
+    title: str
+    summary: str
+    published: str | None  # ISO 8601 UTC
+
+
+@dataclass(frozen=True)
+class FeedResult:
+    """What one poll of one feed produced: entries, or a 304, or an error."""
+
+    source: str
+    status: int | None
+    entries: tuple[FeedEntry, ...] = ()
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """An article page fetched for its main text."""
+
+    article_id: int
+    url: str
+    title: str | None = None
+    text: str | None = None
+    author: str | None = None
+    published: str | None = None
+    lang: str | None = None
+    canonical_url: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    id: int
+    source: str
+    url: str
+    guid: str | None
+    title: str
+    summary: str
+    text: str
+    published: str | None
+    lang: str | None
+
+
+@dataclass(frozen=True)
+class PendingAlert:
+    id: str
+    notifier: str
+    watchlist: str
+    article_id: int
+    body: str  # the exact JSON document sent (and signed) on every attempt
+    attempts: int

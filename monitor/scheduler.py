@@ -1,0 +1,125 @@
+"""The daemon: APScheduler triggers one cycle per source on its interval, and a delivery pass
+for the outbox; SIGTERM/SIGINT stop it after in-flight work, SIGHUP reloads the config."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.alerts.outbox import DeliveryReport
+from monitor.config import load_config
+from monitor.crawl import Crawler
+from monitor.errors import MonitorError
+from monitor.models import Config, Source
+from monitor.pipeline import CycleReport, Monitor, build_matcher, deliver, run_cycle
+from monitor.store import Store
+
+logger = logging.getLogger(__name__)
+DELIVERY_INTERVAL = 60
+SHUTDOWN_GRACE = 60
+
+
+class Daemon:
+    def __init__(self, config: Config, on_cycle: Callable[[CycleReport], None]) -> None:
+        self.config = config
+        self.on_cycle = on_cycle
+        self.stopping = asyncio.Event()
+        self.in_flight: set[asyncio.Task] = set()
+        self.scheduler = AsyncIOScheduler()
+        self.monitor: Monitor | None = None
+
+    async def run(self) -> None:
+        store = Store.open(self.config.database)
+        crawler = Crawler(self.config.crawl)
+        self.monitor = Monitor.build(self.config, store, crawler)
+        self._install_signals()
+        self._schedule(self.config)
+        self.scheduler.start()
+        logger.info("monitor running: %d sources, %d watchlists",
+                    len(self.config.sources), len(self.config.watchlists))
+        try:
+            await self.stopping.wait()
+        finally:
+            await self._shutdown(crawler, store)
+
+    def _schedule(self, config: Config) -> None:
+        now = datetime.now(self.scheduler.timezone)
+        for source in config.sources:
+            self.scheduler.add_job(
+                self._tracked, IntervalTrigger(seconds=source.interval), args=[self._cycle, source],
+                id=f"source:{source.name}", next_run_time=now, max_instances=1, coalesce=True,
+                misfire_grace_time=None, replace_existing=True,
+            )
+        self.scheduler.add_job(
+            self._tracked, IntervalTrigger(seconds=DELIVERY_INTERVAL), args=[self._deliver],
+            id="deliver", max_instances=1, coalesce=True, replace_existing=True,
+        )
+
+    async def _tracked(self, job: Callable, *args: object) -> None:
+        if self.stopping.is_set():
+            return
+        task = asyncio.current_task()
+        self.in_flight.add(task)
+        try:
+            await job(*args)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A job must never take the daemon down; the next interval tries again.
+            logger.exception("job failed")
+        finally:
+            self.in_flight.discard(task)
+
+    async def _cycle(self, source: Source) -> None:
+        self.on_cycle(await run_cycle(self.monitor, [source]))
+
+    async def _deliver(self) -> DeliveryReport:
+        report = await deliver(self.monitor)
+        if report.sent or report.failed:
+            logger.info("delivery: %d sent, %d failed, %d pending",
+                        report.sent, report.failed, report.pending)
+        return report
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def stop(self) -> None:
+        logger.info("stopping: finishing in-flight work")
+        self.stopping.set()
+
+    def reload(self) -> None:
+        try:
+            config = load_config(Path(self.config.path))
+            matcher = build_matcher(config)
+        except MonitorError as exc:
+            logger.error("reload refused, keeping the running configuration:\n%s", exc)
+            return
+        if config.database != self.config.database:
+            logger.warning("database path changed; it takes effect at the next restart")
+            config = replace(config, database=self.config.database)
+        self.config = config
+        self.monitor.config, self.monitor.matcher = config, matcher
+        self.scheduler.remove_all_jobs()
+        self._schedule(config)
+        logger.info("configuration reloaded: %d sources, %d watchlists",
+                    len(config.sources), len(config.watchlists))
+
+    async def _shutdown(self, crawler: Crawler, store: Store) -> None:
+        self.scheduler.shutdown(wait=False)
+        if self.in_flight:
+            await crawler.stop_crawls()
+            await asyncio.wait(self.in_flight, timeout=SHUTDOWN_GRACE)
+        await crawler.close()
+        store.close()
+

@@ -1,0 +1,220 @@
+"""Every SQL statement lives here. The store decides what is new: an insert says whether the
+article was already known (same canonical URL, or same GUID from the same source)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from monitor.errors import StoreError
+from monitor.migrations import migrate
+from monitor.models import FeedEntry, FeedResult, PageResult, PendingAlert, StoredArticle
+from monitor.normalize import canonical_url, content_hash
+
+# Article states: waiting for its page text, waiting to be matched, done.
+FETCH, MATCH, DONE = "fetch", "match", "done"
+PENDING, SENT = "pending", "sent"
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    id: str
+    watchlist: str
+    notifier: str
+    body: str
+
+
+@dataclass(frozen=True)
+class MatchRecord:
+    watchlist: str
+    words: tuple[str, ...]
+    snippet: str
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = Database(path)
+            db.enable_wal()
+            db.execute("PRAGMA busy_timeout = 10000")
+            db.execute("PRAGMA foreign_keys = ON")
+            migrate(db)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        return cls(db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- sources -----------------------------------------------------------------------
+
+    def fetch_state(self, source: str) -> tuple[str | None, str | None]:
+        row = self.db.execute(
+            "SELECT etag, last_modified FROM sources WHERE name = ?", [source]
+        ).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def save_feed_result(self, result: FeedResult, url: str, full_text: bool) -> list[int]:
+        """Store a poll's new articles and the source's fetch state in one transaction, so the
+        ETag never moves past articles that were not written. Returns the new article ids."""
+        now = utcnow()
+        with self.db.atomic():
+            new_ids = [
+                article_id
+                for entry in result.entries
+                if (article_id := self._insert_entry(result.source, entry, full_text, now))
+            ]
+            self._record_fetch(result, url, now)
+        return new_ids
+
+    def _insert_entry(self, source: str, entry: FeedEntry, full_text: bool, now: str) -> int | None:
+        url = canonical_url(entry.url)
+        known = self.db.execute(
+            "SELECT 1 FROM articles WHERE url = ? OR (guid = ? AND source = ?)",
+            [url, entry.guid, source],
+        ).fetchone()
+        if known:
+            return None
+        cursor = self.db.execute(
+            "INSERT INTO articles (source, url, link, guid, title, summary, published, first_seen,"
+            " content_hash, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [source, url, entry.url, entry.guid, entry.title, entry.summary, entry.published, now,
+             content_hash(entry.title, entry.summary), FETCH if full_text else MATCH],
+        )
+        return cursor.lastrowid
+
+    def _record_fetch(self, result: FeedResult, url: str, now: str) -> None:
+        self.db.execute(
+            "INSERT INTO sources (name, url) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET url = excluded.url",
+            [result.source, url],
+        )
+        if result.ok:
+            self.db.execute(
+                "UPDATE sources SET last_status = ?, last_fetch = ?, last_success = ?,"
+                " last_error = NULL, consecutive_failures = 0,"
+                " etag = CASE WHEN ? = 304 THEN etag ELSE ? END,"
+                " last_modified = CASE WHEN ? = 304 THEN last_modified ELSE ? END"
+                " WHERE name = ?",
+                [result.status, now, now, result.status, result.etag, result.status,
+                 result.last_modified, result.source],
+            )
+        else:
+            self.db.execute(
+                "UPDATE sources SET last_status = ?, last_fetch = ?, last_error = ?,"
+                " consecutive_failures = consecutive_failures + 1 WHERE name = ?",
+                [result.status, now, result.error, result.source],
+            )
+
+    def source_health(self) -> list[dict]:
+        return list(self.db.query("SELECT * FROM sources ORDER BY name"))
+
+    # --- articles ----------------------------------------------------------------------
+
+    def articles_in_state(self, state: str, sources: Iterable[str] | None = None) -> list[StoredArticle]:
+        sql = "SELECT * FROM articles WHERE state = ?"
+        params: list = [state]
+        if sources is not None:
+            names = list(sources)
+            sql += f" AND source IN ({', '.join('?' for _ in names)})"
+            params += names
+        return [_article(row) for row in self.db.query(sql + " ORDER BY id", params)]
+
+    def articles_since(self, since: str) -> Iterator[StoredArticle]:
+        rows = self.db.query("SELECT * FROM articles WHERE first_seen >= ? ORDER BY id", [since])
+        return (_article(row) for row in rows)
+
+    def save_page(self, page: PageResult) -> None:
+        """The page's main text (or why there is none); the article moves on to matching either
+        way, so a page that cannot be read never holds back an alert on its headline."""
+        with self.db.atomic():
+            row = self.db.execute(
+                "SELECT title, summary FROM articles WHERE id = ?", [page.article_id]
+            ).fetchone()
+            if row is None:
+                return
+            title = row[0] or page.title or ""
+            text = page.text or ""
+            self.db.execute(
+                "UPDATE articles SET title = ?, text = ?, author = COALESCE(?, author),"
+                " lang = COALESCE(?, lang), published = COALESCE(published, ?),"
+                " content_hash = ?, fetch_error = ?, state = ? WHERE id = ?",
+                [title, text, page.author, page.lang, page.published,
+                 content_hash(title, text or row[1]), page.error, MATCH, page.article_id],
+            )
+
+    def save_matches(
+        self, article_id: int, matches: Iterable[MatchRecord], alerts: Iterable[NewAlert]
+    ) -> int:
+        """Record the article's matches and their alerts (the outbox) and mark the article done,
+        in one transaction: an alert is written down before anything tries to send it."""
+        now = utcnow()
+        created = 0
+        with self.db.atomic():
+            for match in matches:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO matches (article_id, watchlist, words, snippet, matched_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [article_id, match.watchlist, json.dumps(match.words, ensure_ascii=False),
+                     match.snippet, now],
+                )
+            for alert in alerts:
+                cursor = self.db.execute(
+                    "INSERT OR IGNORE INTO alerts (id, article_id, watchlist, notifier, body, status,"
+                    " created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [alert.id, article_id, alert.watchlist, alert.notifier, alert.body, PENDING, now],
+                )
+                created += cursor.rowcount
+            self.db.execute("UPDATE articles SET state = ? WHERE id = ?", [DONE, article_id])
+        return created
+
+    # --- the outbox --------------------------------------------------------------------
+
+    def pending_alerts(self) -> list[PendingAlert]:
+        rows = self.db.query(
+            "SELECT id, notifier, watchlist, article_id, body, attempts FROM alerts"
+            " WHERE status = ? ORDER BY created, id",
+            [PENDING],
+        )
+        return [PendingAlert(**row) for row in rows]
+
+    def mark_sent(self, alert_id: str) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE alerts SET status = ?, sent_at = ?, attempts = attempts + 1,"
+                " last_error = NULL WHERE id = ?",
+                [SENT, utcnow(), alert_id],
+            )
+
+    def mark_failed(self, alert_id: str, error: str) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE alerts SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                [error, alert_id],
+            )
+
+    def count_pending_alerts(self) -> int:
+        return self.db.execute("SELECT count(*) FROM alerts WHERE status = ?", [PENDING]).fetchone()[0]
+
+
+def _article(row: dict) -> StoredArticle:
+    return StoredArticle(
+        id=row["id"], source=row["source"], url=row["url"], guid=row["guid"],
+        title=row["title"], summary=row["summary"], text=row["text"],
+        published=row["published"], lang=row["lang"],
+    )

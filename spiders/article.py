@@ -1,0 +1,66 @@
+"""Fetches article pages once each and extracts their main text."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import scrapy
+from scrapy.http import Response, TextResponse
+from twisted.python.failure import Failure
+
+from monitor.extract import extract_article
+from monitor.models import PageResult
+from spiders.feed import HANDLED_STATUSES, describe_failure
+
+
+@dataclass(frozen=True)
+class PageTarget:
+    article_id: int
+    url: str
+
+
+class ArticleSpider(scrapy.Spider):
+    name = "article"
+
+    def __init__(self, targets: list[PageTarget], **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.targets = targets
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for target in self.targets:
+            yield scrapy.Request(
+                target.url,
+                callback=self.parse_page,
+                errback=self.failed,
+                dont_filter=True,
+                meta={"handle_httpstatus_list": HANDLED_STATUSES, "target": target},
+            )
+
+    def parse_page(self, response: Response) -> Iterator[PageResult]:
+        target: PageTarget = response.meta["target"]
+        if response.status != 200:
+            yield PageResult(target.article_id, target.url, error=f"HTTP {response.status}")
+            return
+        if not isinstance(response, TextResponse):
+            yield PageResult(target.article_id, target.url, error="not a text page")
+            return
+        # response.text is decoded from the header, <meta> or BOM, with latin-1 read as cp1252.
+        extracted = extract_article(response.text, response.url)
+        if extracted is None:
+            yield PageResult(target.article_id, target.url, error="no article text found")
+            return
+        yield PageResult(
+            article_id=target.article_id,
+            url=target.url,
+            title=extracted.title or None,
+            text=extracted.text,
+            author=extracted.author,
+            published=extracted.published,
+            lang=extracted.lang,
+            canonical_url=extracted.canonical_url,
+        )
+
+    def failed(self, failure: Failure) -> Iterator[PageResult]:
+        target: PageTarget = failure.request.meta["target"]
+        yield PageResult(target.article_id, target.url, error=describe_failure(failure))

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from servers import Mailbox, Receiver, Site, news_site, smtp_server, webhook_receiver
+
+REPO = Path(__file__).resolve().parent.parent
+WATCH_QUERY = 'kazak* OR tokajev* OR CSTO OR "organisationen för kollektiv säkerhet"'
+WEBHOOK_SECRET = "hemligt-test"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    with news_site(tmp_path) as served:
+        yield served
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with smtp_server() as m:
+        yield m
+
+
+def monitor_config(
+    site: Site,
+    receiver: Receiver | None = None,
+    mailbox: Mailbox | None = None,
+    feeds: tuple[str, ...] = ("rss/utrikes.xml", "rss/inrikes.latin1.xml", "atom/senaste.xml"),
+    query: str = WATCH_QUERY,
+    full_text: bool = True,
+) -> dict:
+    notifiers: list[dict] = [{"name": "logg", "type": "log"}]
+    if receiver:
+        notifiers.append({"name": "siem", "type": "webhook", "url": receiver.url,
+                          "secret": "${WEBHOOK_SECRET}"})
+    if mailbox:
+        notifiers.append({
+            "name": "analytiker", "type": "email", "to": ["analys@example.se"],
+            "from": "monitor@example.se",
+            "smtp": {"host": mailbox.host, "port": mailbox.port, "starttls": False},
+        })
+    return {
+        "database": "monitor.db",
+        "crawl": {"delay": 0, "timeout": "10s"},
+        "sources": [
+            {"name": Path(feed).stem.split(".")[0], "type": "feed", "url": site.url(feed),
+             "interval": "10m", "full_text": full_text}
+            for feed in feeds
+        ],
+        "watchlists": [{"name": "kazakstan-csto", "query": query,
+                        "notify": [n["name"] for n in notifiers]}],
+        "notifiers": notifiers,
+    }
+
+
+def write_config(directory: Path, config: dict) -> Path:
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_monitor(config: Path, *args: str, env: dict[str, str] | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real CLI in its own process: each run gets a fresh Twisted reactor, as in production."""
+    environment = {**os.environ, "WEBHOOK_SECRET": WEBHOOK_SECRET, **(env or {})}
+    environment["PYTHONPATH"] = str(REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=timeout, env=environment, cwd=config.parent,
+    )
