@@ -15,13 +15,13 @@ from email.utils import format_datetime, make_msgid
 from monitor.alerts.payload import read_body
 from monitor.errors import DeliveryError
 from monitor.models import EmailNotifier, PendingAlert
-from monitor.normalize import clean_text
 
 
 def build_message(notifier: EmailNotifier, alert: PendingAlert) -> EmailMessage:
     doc = read_body(alert.body)
     article = doc["article"]
-    title = clean_text(article["title"]) or article["url"]
+    # The stored title is plain text; fold white space so it cannot break the Subject header.
+    title = " ".join(article["title"].split()) or article["url"]
     message = EmailMessage()
     message["Subject"] = f"[{doc['watchlist']}] {title}"
     message["From"] = notifier.sender

@@ -1,0 +1,92 @@
+"""The real `monitor` command in a subprocess: check, exit codes and the daemon's lifecycle."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO, monitor_config, run_monitor, write_config
+from servers import Receiver, Site
+
+
+def test_check_prints_what_would_run(tmp_path: Path, site: Site) -> None:
+    config = write_config(tmp_path, monitor_config(site))
+    result = run_monitor(config, "check")
+    assert result.returncode == 0, result.stderr
+    assert "sources (3):" in result.stdout
+    assert "utrikes" in result.stdout and "every 10m" in result.stdout
+    assert "kazakstan-csto" in result.stdout
+
+
+def test_check_fails_with_the_key_path(tmp_path: Path, site: Site) -> None:
+    raw = monitor_config(site)
+    raw["sources"][0]["intervall"] = "5m"
+    result = run_monitor(write_config(tmp_path, raw), "check")
+    assert result.returncode == 2
+    assert "sources[0].intervall: unknown key; did you mean 'interval'?" in result.stderr
+
+
+def test_bad_query_refused_by_once_before_anything_runs(tmp_path: Path, site: Site) -> None:
+    config = write_config(tmp_path, monitor_config(site, query="kazak* AND (CSTO"))
+    result = run_monitor(config, "once")
+    assert result.returncode == 2
+    assert "watchlists[0].query" in result.stderr and "^" in result.stderr
+    assert site.requests == []
+    assert not (tmp_path / "monitor.db").exists()
+
+
+def test_unwritable_database_is_a_clear_error(tmp_path: Path, site: Site) -> None:
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    raw = monitor_config(site)
+    raw["database"] = "blocked/monitor.db"
+    result = run_monitor(write_config(tmp_path, raw), "once")
+    assert result.returncode == 3
+    assert result.stderr.startswith("database error: cannot open database")
+
+
+def test_config_from_environment_variable(tmp_path: Path, site: Site) -> None:
+    config = write_config(tmp_path, monitor_config(site))
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "check"], capture_output=True, text=True,
+        cwd=REPO, env={"MONITOR_CONFIG": str(config), "PYTHONPATH": str(REPO)}, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert str(config) in result.stdout
+
+
+def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, site: Site, receiver: Receiver
+) -> None:
+    raw = monitor_config(site, receiver, feeds=("rss/utrikes.xml", "rss/inrikes.latin1.xml"))
+    for source in raw["sources"]:
+        source["interval"] = "5s"
+    config = write_config(tmp_path, raw)
+    env = {"WEBHOOK_SECRET": "x", "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(config), "run"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )
+    try:
+        _wait_for(lambda: len(site.statuses("/rss/utrikes.xml")) >= 3, timeout=90)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=90)
+
+    assert daemon.returncode == 0, err
+    assert site.statuses("/rss/utrikes.xml")[:3] == [200, 304, 304], "one reactor, many polls"
+    urls = sorted(json.loads(body)["article"]["url"] for body in receiver.bodies())
+    assert len(urls) == len(set(urls)) == 5, "each matching article alerted once"
+    assert out.count("ALERT [kazakstan-csto]") == 5
+    assert "stopping: finishing in-flight work" in err
+
+
+def _wait_for(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.2)
