@@ -46,7 +46,8 @@ def _entry(raw: Any, feed_url: str) -> FeedEntry | None:
         guid=guid,
         title=clean_text(raw.get("title")),
         summary=clean_text(summary),
-        published=_iso(raw.get("published_parsed") or raw.get("updated_parsed")),
+        # dict.get: FeedParserDict.get would silently (and with a warning) alias the two keys.
+        published=_iso(dict.get(raw, "published_parsed") or dict.get(raw, "updated_parsed")),
     )
 
 

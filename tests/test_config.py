@@ -62,7 +62,9 @@ def test_bad_interval_names_the_key(tmp_path: Path) -> None:
 
 
 def test_wrong_type_names_the_key(tmp_path: Path) -> None:
-    message = error_for(tmp_path, VALID.replace("    type: feed\n", "    type: feed\n    full_text: kanske\n"))
+    message = error_for(
+        tmp_path, VALID.replace("    type: feed\n", "    type: feed\n    full_text: kanske\n")
+    )
     assert message.startswith("sources[0].full_text: expected true or false, got 'kanske'")
 
 
@@ -86,7 +88,9 @@ def test_query_that_does_not_parse_is_refused_with_a_caret(tmp_path: Path) -> No
 def test_missing_environment_variable_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, VALID), {})
-    assert "notifiers[0].secret: environment variable WEBHOOK_SECRET is not set (line 15)" in str(caught.value)
+    assert "notifiers[0].secret: environment variable WEBHOOK_SECRET is not set (line 15)" in str(
+        caught.value
+    )
 
 
 def test_environment_default(tmp_path: Path) -> None:
@@ -97,15 +101,20 @@ def test_environment_default(tmp_path: Path) -> None:
 
 def test_unknown_source_type_and_bad_url(tmp_path: Path) -> None:
     assert "sources[0].type: unknown source type 'rss'" in error_for(
-        tmp_path, VALID.replace("type: feed", "type: rss"))
+        tmp_path, VALID.replace("type: feed", "type: rss")
+    )
     assert "sources[0].url: expected an http(s) URL" in error_for(
-        tmp_path, VALID.replace("https://www.svt.se", "ftp://www.svt.se"))
+        tmp_path, VALID.replace("https://www.svt.se", "ftp://www.svt.se")
+    )
 
 
 def test_duplicate_source_names(tmp_path: Path) -> None:
-    doubled = VALID.replace("watchlists:", """  - name: svt-utrikes
+    doubled = VALID.replace(
+        "watchlists:",
+        """  - name: svt-utrikes
     url: https://www.svt.se/rss.xml
-watchlists:""")
+watchlists:""",
+    )
     assert "sources[1].name: duplicate name 'svt-utrikes'" in error_for(tmp_path, doubled)
 
 
@@ -115,7 +124,9 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml", {})
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("10m", 600), ("1h30m", 5400), ("2d", 172800), (45, 45)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("10m", 600), ("1h30m", 5400), ("2d", 172800), (45, 45)]
+)
 def test_durations(text: str | int, seconds: int) -> None:
     assert parse_duration(text) == seconds
 
