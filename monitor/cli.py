@@ -11,21 +11,26 @@ from collections.abc import Sequence
 
 from monitor import __version__
 from monitor.config import load_config, resolve_config_path
-from monitor.errors import ConfigError, MonitorError, StoreError
+from monitor.errors import ConfigError, MonitorError, QueryError, StoreError
 from monitor.models import Config
 from monitor.pipeline import CycleReport, SourceReport
 
-EXIT_OK, EXIT_CONFIG, EXIT_STORE, EXIT_USAGE = 0, 2, 3, 64
+EXIT_OK, EXIT_NO_MATCH, EXIT_CONFIG, EXIT_STORE, EXIT_USAGE = 0, 1, 2, 3, 64
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    # --config and -v may stand before or after the command; SUPPRESS keeps either from
+    # overwriting the other with a default, so read them with getattr.
+    _setup_logging(getattr(args, "verbose", 0))
     try:
-        config = load_config(resolve_config_path(args.config, os.environ))
+        config = load_config(resolve_config_path(getattr(args, "config", None), os.environ))
         return args.handler(config, args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except QueryError as exc:
+        print(f"query error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except StoreError as exc:
         print(f"database error: {exc}", file=sys.stderr)
@@ -45,7 +50,6 @@ def _parser() -> argparse.ArgumentParser:
         prog="monitor", parents=[common],
         description="Watches news sources, matches watchlists, sends alerts once per story.",
     )
-    parser.set_defaults(config=None, verbose=0)
     parser.add_argument("--version", action="version", version=f"monitor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, handler, text in (
@@ -55,6 +59,21 @@ def _parser() -> argparse.ArgumentParser:
     ):
         commands.add_parser(name, parents=[common], help=text, description=text).set_defaults(
             handler=handler)
+    match = commands.add_parser(
+        "match", parents=[common], help="test a query on files, URLs or stdin",
+        description="Show whether QUERY matches each input, with the hits in context. "
+        "A URL is fetched and its main text extracted as the daemon would. Exit 0 when "
+        "at least one input matched, 1 when none did.")
+    match.add_argument("query", metavar="QUERY")
+    match.add_argument("inputs", metavar="FILE|URL", nargs="*", help="default: stdin")
+    match.set_defaults(handler=cmd_match)
+    backtest = commands.add_parser(
+        "backtest", parents=[common], help="what a query would have alerted among stored articles",
+        description="Run a watchlist (by name) or a query over the stored articles and list "
+        "what it would have alerted. Sends nothing.")
+    backtest.add_argument("query", metavar="WATCHLIST|QUERY")
+    backtest.add_argument("--since", default="30d", help="how far back (default 30d)")
+    backtest.set_defaults(handler=cmd_backtest)
     return parser
 
 
@@ -111,6 +130,44 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     from monitor.scheduler import Daemon
 
     asyncio.run(Daemon(config, print_cycle).run())
+    return EXIT_OK
+
+
+def cmd_match(config: Config, args: argparse.Namespace) -> int:
+    from monitor.querytools import match_inputs, query_for
+    from monitor.rules import highlight
+
+    stdin_text = sys.stdin.read() if not args.inputs else None
+    outcomes = match_inputs(query_for(config, args.query), args.inputs, stdin_text, config)
+    for outcome in outcomes:
+        if outcome.error:
+            print(f"{outcome.name}: error: {outcome.error}")
+        elif outcome.hit is None:
+            print(f"{outcome.name}: no match")
+        else:
+            print(f"{outcome.name}: MATCH ({', '.join(outcome.hit.words)})")
+            print(f"    {highlight(outcome.hit.snippet, outcome.hit.snippet_spans)}")
+    return EXIT_OK if any(o.hit for o in outcomes) else EXIT_NO_MATCH
+
+
+def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
+    from monitor.querytools import backtest, parse_since, query_for
+    from monitor.rules import parse_query
+    from monitor.store import Store
+
+    query = query_for(config, args.query)
+    parse_query(query)
+    since = parse_since(args.since)
+    store = Store.open(config.database)
+    try:
+        found = 0
+        for article, hit in backtest(store, query, since):
+            found += 1
+            print(f"{article.published or '':<25} {article.source:<18} {article.title}")
+            print(f"    {article.url}  [{', '.join(hit.words)}]")
+        print(f"{found} articles would have alerted (since {args.since}; nothing was sent)")
+    finally:
+        store.close()
     return EXIT_OK
 
 

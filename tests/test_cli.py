@@ -90,3 +90,60 @@ def _wait_for(condition, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.2)
+
+
+def test_match_shows_hits_in_context_from_stdin_and_files(tmp_path: Path, site: Site) -> None:
+    config = write_config(tmp_path, monitor_config(site))
+    article = REPO / "tests/fixtures/site/nyheter/utrikes/csto-styrkor-almaty.html"
+    unrelated = REPO / "tests/fixtures/site/nyheter/inrikes/riksdagen-budget.html"
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), "match", "kazak* AND CSTO",
+         str(article), str(unrelated)],
+        capture_output=True, text=True, env={"PYTHONPATH": str(REPO)}, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{article}: MATCH (CSTO")
+    assert "[CSTO]-styrkorna" in lines[1]
+    assert lines[2] == f"{unrelated}: no match", "the Mest läst box does not count"
+
+    piped = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), "match", "{CSTO}"],
+        input="Rapport om CSTO:s övning.\n", capture_output=True, text=True,
+        env={"PYTHONPATH": str(REPO)}, timeout=60,
+    )
+    assert piped.stdout.splitlines() == ["<stdin>: MATCH (CSTO)", "    Rapport om [CSTO]:s övning."]
+
+
+def test_match_fetches_a_url_as_the_daemon_would(tmp_path: Path, site: Site) -> None:
+    config = write_config(tmp_path, monitor_config(site))
+    url = site.url("/ekonomi/kazakstan-uran.html")
+    result = run_monitor(config, "match", "kazakstan-csto", url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{url}: MATCH (")
+    no = run_monitor(config, "match", "tokajev", site.url("/nyheter/inrikes/riksdagen-budget.html"))
+    assert no.returncode == 1 and no.stdout.endswith(": no match\n")
+
+
+def test_bad_query_gets_a_caret_in_match(tmp_path: Path, site: Site) -> None:
+    config = write_config(tmp_path, monitor_config(site))
+    result = run_monitor(config, "match", "kazak* AND (CSTO", "/dev/null")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-2:] == ["  kazak* AND (CSTO", "             ^"]
+
+
+def test_backtest_lists_what_would_have_alerted_and_sends_nothing(
+    tmp_path: Path, site: Site, receiver: Receiver
+) -> None:
+    config = write_config(tmp_path, monitor_config(site))
+    assert run_monitor(config, "once").returncode == 0
+    raw = monitor_config(site, receiver)
+    write_config(tmp_path, raw)
+
+    result = run_monitor(config, "backtest", "kazakstan-csto", "--since", "7d")
+    narrower = run_monitor(config, "backtest", "title:(CSTO*)")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("5 articles would have alerted (since 7d; nothing was sent)\n")
+    assert narrower.stdout.splitlines()[-1].startswith("2 articles would have alerted")
+    assert receiver.received == []
