@@ -1,0 +1,237 @@
+"""Turns syntax trees into evaluators and gathers their terms ("atoms") into shared indexes.
+
+Every distinct term of every watchlist becomes one atom. The matcher finds the atoms present
+in an article in one pass; an evaluator then only looks its atoms up. Which evaluators run
+at all is up to the planner (planner.py).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Callable
+from typing import Protocol
+
+from monitor.rules.nodes import And, Meta, Mode, Near, Node, Not, Phrase, Scope, Term
+from monitor.rules.text import stem
+
+# A position packs the field (0 title, 1 summary, 2 text) above the word index, so positions
+# in different fields are never near each other and sort in reading order.
+FIELD_SHIFT = 32
+ALL_FIELDS = 0b111
+FIELD_BITS = {"title": 0b001, "summary": 0b010, "text": 0b100}
+
+Span = tuple[int, int]  # first and last word position, inclusive
+Spans = list[Span]
+# What made a node true: an atom id stands for every occurrence of the atom; a Span for one
+# place. Atoms keep the common case (a plain word, anywhere) free of per-occurrence work.
+Item = int | Span
+Found = list[Item] | None  # None: false; a list (maybe empty): true
+
+
+class Facts(Protocol):
+    """What an evaluator may ask about one article."""
+
+    present: set[int]  # atoms (words and metadata tests) the article holds
+
+    def spans(self, atom: int) -> Spans: ...
+
+    def positions(self, atom: int) -> set[int]: ...
+
+
+Evaluator = Callable[[Facts, int], Found]
+
+
+class Atoms:
+    """The registry of all distinct terms, with the lookup tables the matcher searches."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, ...], int] = {}
+        self.by_stem: dict[str, list[int]] = {}
+        self.by_folded: dict[str, list[int]] = {}
+        self.by_written: dict[str, list[int]] = {}
+        self.globs: list[tuple[int, str]] = []
+        self.metas: list[tuple[int, Meta]] = []
+        self.keys: list[tuple[str, ...]] = []  # by atom id
+        self.uses: Counter[int] = Counter()  # how many watchlists use each atom
+        self._in_watchlist: set[int] = set()
+
+    def start_watchlist(self) -> None:
+        self._in_watchlist = set()
+
+    def term(self, term: Term) -> int:
+        key = stem(term.text) if term.mode is Mode.STEM else term.text
+        return self._atom((term.mode.value, key), term)
+
+    def meta(self, meta: Meta) -> int:
+        return self._atom(("meta", meta.field, meta.pattern, str(meta.literal)), meta)
+
+    def _atom(self, key: tuple[str, ...], node: Term | Meta) -> int:
+        atom = self._ids.get(key)
+        if atom is None:
+            atom = self._new(key, node)
+        if atom not in self._in_watchlist:
+            self._in_watchlist.add(atom)
+            self.uses[atom] += 1
+        return atom
+
+    def _new(self, key: tuple[str, ...], node: Term | Meta) -> int:
+        atom = self._ids[key] = len(self.keys)
+        self.keys.append(key)
+        if isinstance(node, Meta):
+            self.metas.append((atom, node))
+        elif node.mode is Mode.WILDCARD:
+            self.globs.append((atom, node.text))
+        else:
+            table = {Mode.STEM: self.by_stem, Mode.EXACT: self.by_folded}.get(node.mode)
+            (table if table is not None else self.by_written).setdefault(key[1], []).append(atom)
+        return atom
+
+
+def compile_node(node: Node, atoms: Atoms) -> Evaluator:
+    """An evaluator for `node`, registering its terms in `atoms`."""
+    if isinstance(node, Term):
+        return _any_term((atoms.term(node),))
+    if isinstance(node, Phrase):
+        return _phrase([atoms.term(part) for part in node.parts])
+    if isinstance(node, Meta):
+        return _meta(atoms.meta(node))
+    if isinstance(node, Scope):
+        return _scope(FIELD_BITS[node.field], compile_node(node.child, atoms))
+    if isinstance(node, Not):
+        return _not(compile_node(node.child, atoms))
+    if isinstance(node, Near):
+        left, right = compile_node(node.left, atoms), compile_node(node.right, atoms)
+        return _near(left, right, node.distance)
+    if isinstance(node, And):
+        return _and([compile_node(child, atoms) for child in node.children])
+    # The usual OR is a list of words: test them all in one evaluator.
+    words = tuple(atoms.term(child) for child in node.children if isinstance(child, Term))
+    others = [compile_node(child, atoms) for child in node.children if not isinstance(child, Term)]
+    return _or(([_any_term(words)] if words else []) + others)
+
+
+def _in_fields(spans: Spans, fields: int) -> Spans:
+    return [span for span in spans if (fields >> (span[0] >> FIELD_SHIFT)) & 1]
+
+
+def _any_term(words: tuple[int, ...]) -> Evaluator:
+    def evaluate(facts: Facts, fields: int) -> Found:
+        if fields == ALL_FIELDS:
+            present = facts.present
+            found: list[Item] = [atom for atom in words if atom in present]
+        else:
+            found = [span for atom in words for span in _in_fields(facts.spans(atom), fields)]
+        return found or None
+
+    return evaluate
+
+
+def _phrase(parts: list[int]) -> Evaluator:
+    first, rest, last = parts[0], parts[1:], len(parts) - 1
+
+    def evaluate(facts: Facts, fields: int) -> Found:
+        starts = facts.spans(first)
+        following = [facts.positions(atom) for atom in rest]
+        if not starts or not all(following):
+            return None
+        found: list[Item] = [
+            (start, start + last)
+            for start, _ in starts
+            if (fields >> (start >> FIELD_SHIFT)) & 1
+            and all(start + step in positions for step, positions in enumerate(following, 1))
+        ]
+        return found or None
+
+    return evaluate
+
+
+def _meta(atom: int) -> Evaluator:
+    def evaluate(facts: Facts, fields: int) -> Found:
+        return [] if atom in facts.present else None
+
+    return evaluate
+
+
+def _scope(bit: int, child: Evaluator) -> Evaluator:
+    def evaluate(facts: Facts, fields: int) -> Found:
+        return child(facts, fields & bit)
+
+    return evaluate
+
+
+def _not(child: Evaluator) -> Evaluator:
+    def evaluate(facts: Facts, fields: int) -> Found:
+        return [] if child(facts, fields) is None else None
+
+    return evaluate
+
+
+def _and(children: list[Evaluator]) -> Evaluator:
+    def evaluate(facts: Facts, fields: int) -> Found:
+        items: list[Item] = []
+        for child in children:
+            found = child(facts, fields)
+            if found is None:
+                return None
+            items += found
+        return items
+
+    return evaluate
+
+
+def _or(children: list[Evaluator]) -> Evaluator:
+    def evaluate(facts: Facts, fields: int) -> Found:
+        items = None
+        for child in children:
+            found = child(facts, fields)
+            if found is not None:
+                items = found if items is None else items + found
+        return items
+
+    return evaluate
+
+
+def _near(left: Evaluator, right: Evaluator, distance: int) -> Evaluator:
+    def evaluate(facts: Facts, fields: int) -> Found:
+        ones = left(facts, fields)
+        if not ones:
+            return None
+        others = right(facts, fields)
+        if not others:
+            return None
+        pairs: list[Item] = list(close_pairs(_spans(facts, ones), _spans(facts, others), distance))
+        return pairs or None
+
+    return evaluate
+
+
+def _spans(facts: Facts, items: list[Item]) -> Spans:
+    spans: Spans = []
+    for item in items:
+        if isinstance(item, int):
+            spans += facts.spans(item)
+        else:
+            spans.append(item)
+    return spans
+
+
+def close_pairs(ones: Spans, others: Spans, distance: int) -> Spans:
+    """The spans of either list that lie within `distance` words of a span of the other."""
+    others = sorted(set(others))
+    starts = [start for start, _ in others]
+    longest = max(end - start for start, end in others)
+    near_ones: Spans = []
+    near_others: set[Span] = set()
+    for one_start, one_end in set(ones):
+        low = bisect_left(starts, one_start - distance - longest)
+        high = bisect_right(starts, one_end + distance)
+        partners = [
+            other
+            for other in others[low:high]
+            if other[0] - one_end <= distance and one_start - other[1] <= distance
+        ]
+        if partners:
+            near_ones.append((one_start, one_end))
+            near_others.update(partners)
+    return near_ones + sorted(near_others)
