@@ -59,7 +59,8 @@ class Crawler:
         self._runner = AsyncCrawlerRunner(scrapy_settings(crawl))
         logging.getLogger("scrapy").setLevel(logging.WARNING)
 
-    async def _run(self, spider_class: type, **kwargs: Any) -> list[Any]:
+    async def run(self, spider_class: type, **kwargs: Any) -> list[Any]:
+        """Run one crawl of `spider_class` and return every item it yielded."""
         from scrapy import signals
 
         items: list[Any] = []
@@ -76,12 +77,12 @@ class Crawler:
     async def fetch_feeds(self, targets: list[Any]) -> list[FeedResult]:
         from spiders.feed import FeedSpider
 
-        return await self._run(FeedSpider, targets=targets) if targets else []
+        return await self.run(FeedSpider, targets=targets) if targets else []
 
     async def fetch_pages(self, targets: list[Any]) -> list[PageResult]:
         from spiders.article import ArticleSpider
 
-        return await self._run(ArticleSpider, targets=targets) if targets else []
+        return await self.run(ArticleSpider, targets=targets) if targets else []
 
     async def stop_crawls(self) -> None:
         """Ask running crawls to finish; their callers still get the items already scraped."""
