@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         ("run", cmd_run, "run the daemon until SIGTERM/SIGINT"),
         ("once", cmd_once, "run one full cycle over all sources, then exit"),
         ("check", cmd_check, "validate the config and print what would run"),
+        ("sources", cmd_sources, "show each source's health"),
     ):
         commands.add_parser(name, parents=[common], help=text, description=text).set_defaults(
             handler=handler)
@@ -105,6 +106,32 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sources(config: Config, args: argparse.Namespace) -> int:
+    from monitor.pipeline import backoff_until
+    from monitor.store import Store
+
+    store = Store.open(config.database)
+    try:
+        health = store.source_health()
+    finally:
+        store.close()
+    print(f"{'source':<22} {'type':<8} {'state':<8} {'fails':>5} {'24h':>5}  "
+          f"{'last success':<20} {'next try (UTC)':<15} last error")
+    for source in config.sources:
+        row = health.get(source.name) or {}
+        retry_at = backoff_until(source, row, config.crawl.max_backoff)
+        state = "new" if not row else "failing" if row["consecutive_failures"] else "ok"
+        print(f"{source.name:<22} {source.type:<8} {state:<8} {row.get('consecutive_failures', 0):>5} "
+              f"{row.get('articles_24h', 0):>5}  {_short_time(row.get('last_success')):<20} "
+              f"{f'{retry_at:%Y-%m-%d %H:%M}' if retry_at else 'due':<15} "
+              f"{row.get('last_error') or ''}")
+    return EXIT_OK
+
+
+def _short_time(value: str | None) -> str:
+    return value.replace("T", " ")[:19] if value else "never"
+
+
 def cmd_once(config: Config, args: argparse.Namespace) -> int:
     from monitor.crawl import Crawler
     from monitor.pipeline import Monitor, run_cycle
@@ -113,7 +140,7 @@ def cmd_once(config: Config, args: argparse.Namespace) -> int:
     store = Store.open(config.database)
 
     async def one_cycle() -> CycleReport:
-        crawler = Crawler(config.crawl)
+        crawler = Crawler(config.crawl, config.sources)
         try:
             return await run_cycle(Monitor.build(config, store, crawler), config.sources)
         finally:
@@ -189,6 +216,8 @@ def print_cycle(report: CycleReport) -> None:
 
 
 def format_source(s: SourceReport) -> str:
+    if s.backing_off:
+        return f"  {s.name:<22} wait   {s.backing_off}"
     if s.error:
         return f"  {s.name:<22} error  {s.error}"
     if s.status == 304:

@@ -31,9 +31,10 @@ from monitor.models import (
 )
 
 DEFAULT_INTERVAL = 600
+DEFAULT_MAX_AGE = 2 * 86400
 MIN_INTERVAL = 5
 DEFAULT_USER_AGENT = f"monitor/{__version__} (+https://github.com/monitor-news/monitor)"
-SOURCE_TYPES = ("feed",)
+SOURCE_TYPES = ("feed", "sitemap", "page")
 NOTIFIER_TYPES = ("email", "webhook", "log")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -188,7 +189,9 @@ def parse_duration(value: int | str) -> int:
 
 def _build(root: _Section, path: Path) -> Config:
     database = Path(root.take("database", str, "monitor.db"))
-    crawl = _crawl_settings(root.section("crawl", {}))
+    if not database.is_absolute():
+        database = path.parent / database
+    crawl = _crawl_settings(root.section("crawl", {}), database.parent / "httpcache")
     sources = _unique(root.items("sources"), _source, "sources")
     notifiers = _unique(root.items("notifiers", []), _notifier, "notifiers")
     watchlists = _unique(root.items("watchlists", []), _watchlist, "watchlists")
@@ -196,7 +199,7 @@ def _build(root: _Section, path: Path) -> Config:
     _check_references(root, watchlists, notifiers)
     return Config(
         path=path,
-        database=database if database.is_absolute() else path.parent / database,
+        database=database,
         sources=tuple(sources),
         watchlists=tuple(watchlists),
         notifiers=tuple(notifiers),
@@ -251,9 +254,37 @@ def _source(s: _Section) -> Source:
         url=_url(s, "url"),
         interval=_duration(s, "interval", DEFAULT_INTERVAL),
         full_text=s.take("full_text", bool, True),
+        languages=_languages(s),
+        delay=s.take("delay", float, None),
+        concurrency=s.take("concurrency", int, None),
+        # Keys of one source type only: taking them only there makes done() reject the others.
+        max_age=_duration(s, "max_age", DEFAULT_MAX_AGE) if kind == "sitemap" else DEFAULT_MAX_AGE,
+        follow=_selector(s) if kind == "page" else None,
     )
     s.done()
+    if source.type != "feed" and not source.full_text:
+        raise s.error("full_text", f"a {source.type} source finds links only; it needs full_text: true")
     return source
+
+
+def _languages(s: _Section) -> tuple[str, ...]:
+    codes = s.strings("languages", ())
+    for i, code in enumerate(codes):
+        if not re.fullmatch(r"[a-z]{2,3}", code):
+            raise s.error(f"languages[{i}]", f"expected a language code such as sv or en, got {code!r}")
+    return codes
+
+
+def _selector(s: _Section) -> str | None:
+    from cssselect import GenericTranslator, SelectorError
+
+    selector = s.take("follow", str, None)
+    if selector is not None:
+        try:
+            GenericTranslator().css_to_xpath(selector)
+        except SelectorError as exc:
+            raise s.error("follow", f"not a CSS selector: {exc}") from None
+    return selector
 
 
 def _watchlist(s: _Section) -> Watchlist:
@@ -267,7 +298,8 @@ def _watchlist(s: _Section) -> Watchlist:
         parse_query(query)
     except QueryError as exc:
         raise ConfigError(f"{s.key('query')}{_at(s.lines, s.key('query'))}: {exc}") from None
-    watchlist = Watchlist(name=name, query=query, notify=s.strings("notify", ()))
+    watchlist = Watchlist(name=name, query=query, notify=s.strings("notify", ()),
+                          languages=_languages(s))
     s.done()
     return watchlist
 
@@ -322,7 +354,7 @@ def _webhook(s: _Section, name: str) -> WebhookNotifier:
     )
 
 
-def _crawl_settings(s: _Section) -> CrawlSettings:
+def _crawl_settings(s: _Section, cache_dir: Path) -> CrawlSettings:
     settings = CrawlSettings(
         user_agent=s.take("user_agent", str, DEFAULT_USER_AGENT),
         timeout=_duration(s, "timeout", 30),
@@ -330,6 +362,8 @@ def _crawl_settings(s: _Section) -> CrawlSettings:
         concurrency_per_domain=s.take("concurrency_per_domain", int, 2),
         delay=s.take("delay", float, 0.5),
         obey_robots=s.take("obey_robots", bool, True),
+        max_backoff=_duration(s, "max_backoff", 4 * 3600),
+        cache_dir=cache_dir if s.take("page_cache", bool, True) else None,
     )
     s.done()
     return settings

@@ -6,15 +6,18 @@ Crawler on the same AsyncCrawlerRunner. No business logic here: spiders in, item
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
-from monitor.models import CrawlSettings, FeedResult, PageResult
+from monitor.models import CrawlSettings, PageResult, PollResult, Source
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 
-def scrapy_settings(crawl: CrawlSettings) -> dict[str, Any]:
+def scrapy_settings(crawl: CrawlSettings, sources: Sequence[Source] = ()) -> dict[str, Any]:
     return {
         "USER_AGENT": crawl.user_agent,
         "ROBOTSTXT_OBEY": crawl.obey_robots,
@@ -35,29 +38,48 @@ def scrapy_settings(crawl: CrawlSettings) -> dict[str, Any]:
             "scrapy.extensions.remote_control.RemoteControl": None,
             "scrapy.extensions.logstats.LogStats": None,
         },
+        "DOWNLOAD_SLOTS": download_slots(sources),
+        "MONITOR_PAGE_CACHE_DIR": str(crawl.cache_dir) if crawl.cache_dir else None,
         "TWISTED_REACTOR": ASYNCIO_REACTOR,
         "LOG_ENABLED": False,  # our root handler prints Scrapy's warnings; see cli logging
     }
 
 
+def download_slots(sources: Sequence[Source]) -> dict[str, dict[str, Any]]:
+    """A source's own delay and concurrency apply to its whole domain (Scrapy's download slot)."""
+    slots: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        host = urlsplit(source.url).hostname
+        slot = {k: v for k, v in (("delay", source.delay), ("concurrency", source.concurrency))
+                if v is not None}
+        if host and slot:
+            slots.setdefault(host, {}).update(slot)
+    return slots
+
+
 class Crawler:
     """A long-lived runner. Create it inside the running asyncio loop."""
 
-    def __init__(self, crawl: CrawlSettings) -> None:
+    def __init__(self, crawl: CrawlSettings, sources: Sequence[Source] = ()) -> None:
         from scrapy.utils.reactor import install_reactor, is_asyncio_reactor_installed
 
         install_reactor(ASYNCIO_REACTOR)
         if not is_asyncio_reactor_installed():
             raise RuntimeError("a non-asyncio Twisted reactor was installed before the crawler")
-        from scrapy.crawler import AsyncCrawlerRunner
         from twisted.internet import reactor
 
         self._reactor = reactor
         if not reactor.running:
             # The asyncio loop is already running; mark the reactor as running on top of it.
             reactor.startRunning(installSignalHandlers=False)
-        self._runner = AsyncCrawlerRunner(scrapy_settings(crawl))
+        self.configure(crawl, sources)
         logging.getLogger("scrapy").setLevel(logging.WARNING)
+
+    def configure(self, crawl: CrawlSettings, sources: Sequence[Source]) -> None:
+        """New settings for the crawls that start from now on (at start and on reload)."""
+        from scrapy.crawler import AsyncCrawlerRunner
+
+        self._runner = AsyncCrawlerRunner(scrapy_settings(crawl, sources))
 
     async def run(self, spider_class: type, **kwargs: Any) -> list[Any]:
         """Run one crawl of `spider_class` and return every item it yielded."""
@@ -74,10 +96,15 @@ class Crawler:
         await self._runner.crawl(crawler, **kwargs)
         return items
 
-    async def fetch_feeds(self, targets: list[Any]) -> list[FeedResult]:
+    async def fetch_sources(self, targets: dict[str, list[Any]]) -> list[PollResult]:
+        """One crawl per source type (feed, sitemap, page), all at once."""
         from spiders.feed import FeedSpider
+        from spiders.listing import ListingSpider
+        from spiders.sitemap import SitemapSpider
 
-        return await self.run(FeedSpider, targets=targets) if targets else []
+        spiders = {"feed": FeedSpider, "sitemap": SitemapSpider, "page": ListingSpider}
+        crawls = [self.run(spiders[kind], targets=group) for kind, group in targets.items() if group]
+        return [item for items in await asyncio.gather(*crawls) for item in items]
 
     async def fetch_pages(self, targets: list[Any]) -> list[PageResult]:
         from spiders.article import ArticleSpider

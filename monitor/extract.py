@@ -134,7 +134,7 @@ def extract_article(html: str, url: str) -> ExtractedArticle | None:
         text=text,
         author=document.author or None,
         published=_iso_datetime(document.date),
-        lang=_language(text, declared_lang),
+        lang=detect_language(text, declared_lang),
         canonical_url=canonical_url,
     )
 
@@ -244,8 +244,10 @@ def _canonical_url(tree: HtmlElement, page_url: str) -> str | None:
     return None
 
 
-def _language(text: str, declared: str | None) -> str | None:
-    if len(text) < MIN_CHARS_FOR_DETECTION and declared:
+def detect_language(text: str, declared: str | None = None) -> str | None:
+    """The language of a text; for a short text the declared one, or None when there is none
+    (a headline alone is too short to tell Swedish from Norwegian reliably)."""
+    if len(text) < MIN_CHARS_FOR_DETECTION:
         return declared
     detected, _score = py3langid.classify(text)
     return detected

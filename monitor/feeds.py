@@ -1,4 +1,4 @@
-"""Feed documents to FeedEntry objects. feedparser does the parsing (formats, encodings, dates,
+"""Feed documents to Entry objects. feedparser does the parsing (formats, encodings, dates,
 relative links); this module only chooses which of its fields we keep."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from urllib.parse import urljoin
 import feedparser
 
 from monitor.errors import FetchError
-from monitor.models import FeedEntry
+from monitor.models import Entry
 from monitor.normalize import clean_text
 
 
-def parse_feed(body: bytes, url: str, content_type: str | None = None) -> tuple[FeedEntry, ...]:
+def parse_feed(body: bytes, url: str, content_type: str | None = None) -> tuple[Entry, ...]:
     """Entries of an RSS 0.9x/1.0/2.0 or Atom document. Raises FetchError when the document is
     not a feed at all; a feed with recoverable faults (feedparser's 'bozo') still yields entries."""
     headers = {"content-location": url}
@@ -30,7 +30,7 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> tuple[
     return tuple(e for e in entries if e is not None)
 
 
-def _entry(raw: Any, feed_url: str) -> FeedEntry | None:
+def _entry(raw: Any, feed_url: str) -> Entry | None:
     guid = raw.get("id") or None
     link = raw.get("link") or (guid if _is_http(guid) else None)
     if not link:
@@ -41,7 +41,7 @@ def _entry(raw: Any, feed_url: str) -> FeedEntry | None:
     summary = raw.get("summary") or ""
     if not summary and raw.get("content"):
         summary = raw["content"][0].get("value", "")
-    return FeedEntry(
+    return Entry(
         url=link,
         guid=guid,
         title=clean_text(raw.get("title")),

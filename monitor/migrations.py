@@ -62,6 +62,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX alerts_status ON alerts(status);
     """,
+    # 2: an article page whose <link rel=canonical> names an article already stored is a copy
+    """
+    ALTER TABLE articles ADD COLUMN duplicate_of INTEGER REFERENCES articles(id);
+    ALTER TABLE articles ADD COLUMN skipped TEXT;
+    """,
 )
 
 

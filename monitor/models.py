@@ -9,10 +9,15 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Source:
     name: str
-    type: str  # "feed"
+    type: str  # "feed" | "sitemap" | "page"
     url: str
     interval: int  # seconds between polls
     full_text: bool = True
+    languages: tuple[str, ...] = ()  # empty: every language
+    delay: float | None = None  # per-domain politeness overrides
+    concurrency: int | None = None
+    max_age: int = 2 * 86400  # sitemap: entries older than this are not fetched
+    follow: str | None = None  # page: CSS selector of the article links
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class Watchlist:
     name: str
     query: str
     notify: tuple[str, ...]
+    languages: tuple[str, ...] = ()  # empty: every language
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ class CrawlSettings:
     concurrency_per_domain: int = 2
     delay: float = 0.5
     obey_robots: bool = True
+    max_backoff: int = 4 * 3600  # a failing source is retried at least this often
+    cache_dir: Path | None = None  # HTTP cache of article pages
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,9 @@ class Config:
 
 
 @dataclass(frozen=True)
-class FeedEntry:
-    """One item of a feed, as the feed spider read it (before the store decides if it is new)."""
+class Entry:
+    """One article link found by a source (feed item, sitemap entry or listing-page link),
+    before the store decides whether it is new."""
 
     url: str
     guid: str | None
@@ -94,15 +103,18 @@ class FeedEntry:
 
 
 @dataclass(frozen=True)
-class FeedResult:
-    """What one poll of one feed produced: entries, or a 304, or an error."""
+class PollResult:
+    """What one poll of one source produced: entries, or a 304, or an error."""
 
     source: str
     status: int | None
-    entries: tuple[FeedEntry, ...] = ()
+    entries: tuple[Entry, ...] = ()
     etag: str | None = None
     last_modified: str | None = None
     error: str | None = None
+    # A child document of the source (a sitemap named by an index or robots.txt): its entries
+    # add to the root document's result, its failure does not fail the source.
+    part: bool = False
 
     @property
     def ok(self) -> bool:

@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from monitor.alerts.outbox import DeliveryReport, deliver_pending
 from monitor.alerts.payload import build_body, new_alert_id
 from monitor.crawl import Crawler
-from monitor.models import Config, FeedResult, Source, StoredArticle
+from monitor.models import Config, PollResult, Source, StoredArticle
 from monitor.rules import Document, Hit, Matcher
 from monitor.store import FETCH, MATCH, MatchRecord, NewAlert, Store, utcnow
 from spiders.article import PageTarget
-from spiders.feed import FeedTarget
+from spiders.base import SourceTarget
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class SourceReport:
     entries: int
     new: int
     error: str | None
+    backing_off: str | None = None
 
 
 @dataclass
@@ -66,7 +68,7 @@ def build_matcher(config: Config) -> Matcher:
 
 async def run_cycle(monitor: Monitor, sources: Sequence[Source]) -> CycleReport:
     report = CycleReport()
-    await poll_feeds(monitor, sources, report)
+    await poll_sources(monitor, sources, report)
     names = [s.name for s in sources]
     await fetch_texts(monitor, names, report)
     match_articles(monitor, names, report)
@@ -79,17 +81,51 @@ async def deliver(monitor: Monitor) -> DeliveryReport:
         return await deliver_pending(monitor.store, monitor.config)
 
 
-async def poll_feeds(monitor: Monitor, sources: Sequence[Source], report: CycleReport) -> None:
+async def poll_sources(monitor: Monitor, sources: Sequence[Source], report: CycleReport) -> None:
     store = monitor.store
-    targets = [FeedTarget(s.name, s.url, *store.fetch_state(s.name)) for s in sources]
-    results = {r.source: r for r in await monitor.crawler.fetch_feeds(targets)}
+    health = store.source_health()
+    due, waiting = [], []
     for source in sources:
-        result = results.get(source.name) or FeedResult(source.name, None, error="no response")
-        new_ids = store.save_feed_result(result, source.url, source.full_text)
+        retry_at = backoff_until(source, health.get(source.name), monitor.config.crawl.max_backoff)
+        (waiting if retry_at else due).append((source, retry_at))
+    for source, retry_at in waiting:
+        failures = health[source.name]["consecutive_failures"]
+        report.sources.append(SourceReport(source.name, None, 0, 0, None, backing_off=(
+            f"backing off after {failures} failures until {retry_at:%H:%M:%S} UTC")))
+    targets: dict[str, list[SourceTarget]] = {}
+    for source, _ in due:
+        targets.setdefault(source.type, []).append(SourceTarget(
+            source.name, source.url, *store.fetch_state(source.name), source.max_age, source.follow))
+    results = merge_results(await monitor.crawler.fetch_sources(targets))
+    for source, _ in due:
+        result = results.get(source.name) or PollResult(source.name, None, error="no response")
+        new_ids = store.save_poll_result(result, source.url, source.full_text)
         report.sources.append(SourceReport(
             source.name, result.status, len(result.entries), len(new_ids), result.error
         ))
         report.new_articles += len(new_ids)
+
+
+def backoff_until(source: Source, health: dict | None, cap: int) -> datetime | None:
+    """When a failing source may be tried again: one interval after the first failure, doubling
+    with each further failure, never longer than `cap`. None when it is due now."""
+    if not health or not health["consecutive_failures"] or not health["last_fetch"]:
+        return None
+    delay = min(source.interval * 2 ** (health["consecutive_failures"] - 1), cap)
+    retry_at = datetime.fromisoformat(health["last_fetch"]) + timedelta(seconds=delay)
+    return retry_at if retry_at > datetime.now(UTC) + timedelta(seconds=1) else None
+
+
+def merge_results(results: list[PollResult]) -> dict[str, PollResult]:
+    """One result per source: a sitemap's child documents add their entries to the root's."""
+    merged = {r.source: r for r in results if not r.part}
+    for part in (r for r in results if r.part):
+        root = merged.get(part.source)
+        if part.error:
+            logger.warning("source %s: a linked sitemap failed: %s", part.source, part.error)
+        elif root is not None and root.ok:
+            merged[part.source] = replace(root, entries=root.entries + part.entries)
+    return merged
 
 
 async def fetch_texts(monitor: Monitor, source_names: list[str], report: CycleReport) -> None:
@@ -105,8 +141,14 @@ async def fetch_texts(monitor: Monitor, source_names: list[str], report: CycleRe
 
 def match_articles(monitor: Monitor, source_names: list[str], report: CycleReport) -> None:
     watchlists = {w.name: w for w in monitor.config.watchlists}
+    sources = {s.name: s for s in monitor.config.sources}
     for article in monitor.store.articles_in_state(MATCH, source_names):
-        hits = monitor.matcher.match(document(article))
+        source = sources.get(article.source)
+        if source and not wanted_language(article.lang, source.languages):
+            monitor.store.skip(article.id, f"language {article.lang} not in {list(source.languages)}")
+            continue
+        hits = {name: hit for name, hit in monitor.matcher.match(document(article)).items()
+                if wanted_language(article.lang, watchlists[name].languages)}
         created = utcnow()
         records, alerts = [], []
         for hit in hits.values():
@@ -121,6 +163,11 @@ def _alert(hit: Hit, notifier: str, article: StoredArticle, created: str) -> New
     alert_id = new_alert_id()
     body = build_body(alert_id, hit.watchlist, article, hit.words, hit.snippet, created)
     return NewAlert(alert_id, hit.watchlist, notifier, body)
+
+
+def wanted_language(lang: str | None, languages: tuple[str, ...]) -> bool:
+    """An article whose language could not be told is kept: better an alert than a miss."""
+    return not languages or lang is None or lang in languages
 
 
 def document(article: StoredArticle) -> Document:

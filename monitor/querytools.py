@@ -74,7 +74,7 @@ def _fetch(urls: list[str], config: Config) -> dict[str, tuple[Document | None, 
     from spiders.article import PageTarget
 
     async def run() -> list:
-        crawler = Crawler(config.crawl)
+        crawler = Crawler(config.crawl, config.sources)
         try:
             return await crawler.fetch_pages([PageTarget(i, u) for i, u in enumerate(urls)])
         finally:

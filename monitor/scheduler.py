@@ -38,7 +38,7 @@ class Daemon:
 
     async def run(self) -> None:
         store = Store.open(self.config.database)
-        crawler = Crawler(self.config.crawl)
+        crawler = Crawler(self.config.crawl, self.config.sources)
         self.monitor = Monitor.build(self.config, store, crawler)
         self._install_signals()
         self._schedule(self.config)
@@ -110,6 +110,7 @@ class Daemon:
             config = replace(config, database=self.config.database)
         self.config = config
         self.monitor.config, self.monitor.matcher = config, matcher
+        self.monitor.crawler.configure(config.crawl, config.sources)
         self.scheduler.remove_all_jobs()
         self._schedule(config)
         logger.info("configuration reloaded: %d sources, %d watchlists",

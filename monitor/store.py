@@ -7,14 +7,15 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from monitor.errors import StoreError
+from monitor.extract import detect_language
 from monitor.migrations import migrate
-from monitor.models import FeedEntry, FeedResult, PageResult, PendingAlert, StoredArticle
+from monitor.models import Entry, PageResult, PendingAlert, PollResult, StoredArticle
 from monitor.normalize import canonical_url, content_hash
 
 # Article states: waiting for its page text, waiting to be matched, done.
@@ -69,7 +70,7 @@ class Store:
         ).fetchone()
         return (row[0], row[1]) if row else (None, None)
 
-    def save_feed_result(self, result: FeedResult, url: str, full_text: bool) -> list[int]:
+    def save_poll_result(self, result: PollResult, url: str, full_text: bool) -> list[int]:
         """Store a poll's new articles and the source's fetch state in one transaction, so the
         ETag never moves past articles that were not written. Returns the new article ids."""
         now = utcnow()
@@ -82,7 +83,7 @@ class Store:
             self._record_fetch(result, url, now)
         return new_ids
 
-    def _insert_entry(self, source: str, entry: FeedEntry, full_text: bool, now: str) -> int | None:
+    def _insert_entry(self, source: str, entry: Entry, full_text: bool, now: str) -> int | None:
         url = canonical_url(entry.url)
         known = self.db.execute(
             "SELECT 1 FROM articles WHERE url = ? OR (guid = ? AND source = ?)",
@@ -91,14 +92,15 @@ class Store:
         if known:
             return None
         cursor = self.db.execute(
-            "INSERT INTO articles (source, url, link, guid, title, summary, published, first_seen,"
-            " content_hash, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [source, url, entry.url, entry.guid, entry.title, entry.summary, entry.published, now,
+            "INSERT INTO articles (source, url, link, guid, title, summary, lang, published,"
+            " first_seen, content_hash, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [source, url, entry.url, entry.guid, entry.title, entry.summary,
+             detect_language(f"{entry.title}\n{entry.summary}"), entry.published, now,
              content_hash(entry.title, entry.summary), FETCH if full_text else MATCH],
         )
         return cursor.lastrowid
 
-    def _record_fetch(self, result: FeedResult, url: str, now: str) -> None:
+    def _record_fetch(self, result: PollResult, url: str, now: str) -> None:
         self.db.execute(
             "INSERT INTO sources (name, url) VALUES (?, ?) "
             "ON CONFLICT(name) DO UPDATE SET url = excluded.url",
@@ -121,8 +123,16 @@ class Store:
                 [result.status, now, result.error, result.source],
             )
 
-    def source_health(self) -> list[dict]:
-        return list(self.db.query("SELECT * FROM sources ORDER BY name"))
+    def source_health(self) -> dict[str, dict]:
+        """Per source: fetch state, last success and error, consecutive failures, and the
+        articles first seen in the last 24 hours."""
+        since = (datetime.now(UTC) - timedelta(hours=24)).isoformat(timespec="seconds")
+        rows = self.db.query(
+            "SELECT s.*, (SELECT count(*) FROM articles a WHERE a.source = s.name"
+            " AND a.first_seen >= ?) AS articles_24h FROM sources s ORDER BY s.name",
+            [since],
+        )
+        return {row["name"]: row for row in rows}
 
     # --- articles ----------------------------------------------------------------------
 
@@ -139,15 +149,22 @@ class Store:
         rows = self.db.query("SELECT * FROM articles WHERE first_seen >= ? ORDER BY id", [since])
         return (_article(row) for row in rows)
 
-    def save_page(self, page: PageResult) -> None:
+    def save_page(self, page: PageResult) -> bool:
         """The page's main text (or why there is none); the article moves on to matching either
-        way, so a page that cannot be read never holds back an alert on its headline."""
+        way, so a page that cannot be read never holds back an alert on its headline.
+
+        When the page names a canonical URL that another stored article already has, this one is
+        a copy under another URL: it is recorded as such and not matched. Returns False then."""
         with self.db.atomic():
             row = self.db.execute(
-                "SELECT title, summary FROM articles WHERE id = ?", [page.article_id]
+                "SELECT title, summary, url FROM articles WHERE id = ?", [page.article_id]
             ).fetchone()
             if row is None:
-                return
+                return False
+            if page.canonical_url and not page.error and self._join_canonical(
+                page.article_id, row[2], canonical_url(page.canonical_url)
+            ):
+                return False
             title = row[0] or page.title or ""
             text = page.text or ""
             self.db.execute(
@@ -157,6 +174,27 @@ class Store:
                 [title, text, page.author, page.lang, page.published,
                  content_hash(title, text or row[1]), page.error, MATCH, page.article_id],
             )
+        return True
+
+    def _join_canonical(self, article_id: int, url: str, canonical: str) -> bool:
+        if canonical == url:
+            return False
+        original = self.db.execute("SELECT id FROM articles WHERE url = ?", [canonical]).fetchone()
+        if original is None:
+            # The first form seen of this article: it is known by its canonical URL from now on.
+            self.db.execute("UPDATE articles SET url = ? WHERE id = ?", [canonical, article_id])
+            return False
+        self.db.execute(
+            "UPDATE articles SET duplicate_of = ?, state = ?, skipped = ? WHERE id = ?",
+            [original[0], DONE, f"same canonical URL as article {original[0]}", article_id],
+        )
+        return True
+
+    def skip(self, article_id: int, reason: str) -> None:
+        """An article that is stored but not matched (e.g. a language the source does not want)."""
+        with self.db.atomic():
+            self.db.execute("UPDATE articles SET state = ?, skipped = ? WHERE id = ?",
+                            [DONE, reason, article_id])
 
     def save_matches(
         self, article_id: int, matches: Iterable[MatchRecord], alerts: Iterable[NewAlert]

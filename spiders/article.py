@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import scrapy
 from scrapy.http import Response, TextResponse
+from scrapy.settings import BaseSettings
 from twisted.python.failure import Failure
 
 from monitor.extract import extract_article
 from monitor.models import PageResult
-from spiders.feed import HANDLED_STATUSES, describe_failure
+from spiders.base import HANDLED_STATUSES, describe_failure
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,20 @@ class PageTarget:
 
 class ArticleSpider(scrapy.Spider):
     name = "article"
+
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        """Article pages go through Scrapy's HTTP cache (RFC 2616 rules) when the config gives
+        a cache folder; feeds never do, since they make their own conditional requests."""
+        super().update_settings(settings)
+        cache_dir = settings.get("MONITOR_PAGE_CACHE_DIR")
+        if cache_dir:
+            settings.setdict({
+                "HTTPCACHE_ENABLED": True,
+                "HTTPCACHE_DIR": cache_dir,
+                "HTTPCACHE_POLICY": "scrapy.extensions.httpcache.RFC2616Policy",
+                "HTTPCACHE_IGNORE_HTTP_CODES": list(range(400, 600)),
+            }, priority="spider")
 
     def __init__(self, targets: list[PageTarget], **kwargs: object) -> None:
         super().__init__(**kwargs)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from monitor.models import FeedEntry, FeedResult, PageResult
+from monitor.models import Entry, PageResult, PollResult
 from monitor.store import DONE, FETCH, MATCH, MatchRecord, NewAlert, Store
 
 
-def entry(n: int, url: str | None = None, guid: str | None = None) -> FeedEntry:
-    return FeedEntry(
+def entry(n: int, url: str | None = None, guid: str | None = None) -> Entry:
+    return Entry(
         url=url or f"https://www.svt.se/nyheter/{n}",
         guid=guid or f"g{n}",
         title=f"Rubrik {n}",
@@ -22,8 +22,8 @@ def entry(n: int, url: str | None = None, guid: str | None = None) -> FeedEntry:
     )
 
 
-def result(*entries: FeedEntry, etag: str = "e1", source: str = "svt") -> FeedResult:
-    return FeedResult(source=source, status=200, entries=entries, etag=etag)
+def result(*entries: Entry, etag: str = "e1", source: str = "svt") -> PollResult:
+    return PollResult(source=source, status=200, entries=entries, etag=etag)
 
 
 @pytest.fixture
@@ -33,60 +33,60 @@ def store(tmp_path: Path) -> Store:
 
 def test_new_articles_are_reported_once_also_across_restarts(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "monitor.db")
-    assert len(store.save_feed_result(result(entry(1), entry(2)), "u", True)) == 2
+    assert len(store.save_poll_result(result(entry(1), entry(2)), "u", True)) == 2
     store.close()
 
     reopened = Store.open(tmp_path / "monitor.db")
-    assert reopened.save_feed_result(result(entry(1), entry(2), entry(3)), "u", True) == [3]
+    assert reopened.save_poll_result(result(entry(1), entry(2), entry(3)), "u", True) == [3]
 
 
 def test_same_article_under_tracking_parameters_or_fragment_is_known(store: Store) -> None:
-    store.save_feed_result(result(entry(1)), "u", True)
+    store.save_poll_result(result(entry(1)), "u", True)
     variants = (
         entry(9, url="https://WWW.svt.se:443/nyheter/1?utm_source=rss&utm_medium=feed", guid="x1"),
         entry(9, url="https://www.svt.se/nyheter/1#kommentarer", guid="x2"),
         entry(9, url="https://www.svt.se/nyheter/1?fbclid=abc", guid="x3"),
     )
-    assert store.save_feed_result(result(*variants), "u", True) == []
+    assert store.save_poll_result(result(*variants), "u", True) == []
 
 
 def test_same_guid_same_source_is_known_other_source_is_not(store: Store) -> None:
-    store.save_feed_result(result(entry(1, guid="shared")), "u", True)
+    store.save_poll_result(result(entry(1, guid="shared")), "u", True)
     moved = entry(2, guid="shared")
-    assert store.save_feed_result(result(moved), "u", True) == []
-    assert len(store.save_feed_result(result(moved, source="dn"), "u", True)) == 1
+    assert store.save_poll_result(result(moved), "u", True) == []
+    assert len(store.save_poll_result(result(moved, source="dn"), "u", True)) == 1
 
 
 def test_duplicates_within_one_feed_are_stored_once(store: Store) -> None:
-    assert len(store.save_feed_result(result(entry(1), entry(1)), "u", True)) == 1
+    assert len(store.save_poll_result(result(entry(1), entry(1)), "u", True)) == 1
 
 
 def test_fetch_state_is_committed_with_the_articles(tmp_path: Path, store: Store) -> None:
-    store.save_feed_result(result(entry(1), etag="e1"), "u", True)
+    store.save_poll_result(result(entry(1), etag="e1"), "u", True)
     # A poll whose articles cannot be written must not move the ETag forward.
-    bad = FeedResult(source="svt", status=200, entries=(entry(2), "not an entry"), etag="e2")  # type: ignore[arg-type]
+    bad = PollResult(source="svt", status=200, entries=(entry(2), "not an entry"), etag="e2")  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
-        store.save_feed_result(bad, "u", True)
+        store.save_poll_result(bad, "u", True)
     assert store.fetch_state("svt") == ("e1", None)
     with sqlite3.connect(tmp_path / "monitor.db") as db:
         assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
 
 
 def test_304_keeps_the_validators_and_errors_count_up(store: Store) -> None:
-    store.save_feed_result(FeedResult("svt", 200, (), etag="e1", last_modified="lm"), "u", True)
-    store.save_feed_result(FeedResult("svt", 304), "u", True)
+    store.save_poll_result(PollResult("svt", 200, (), etag="e1", last_modified="lm"), "u", True)
+    store.save_poll_result(PollResult("svt", 304), "u", True)
     assert store.fetch_state("svt") == ("e1", "lm")
-    store.save_feed_result(FeedResult("svt", None, error="DNSLookupError"), "u", True)
-    store.save_feed_result(FeedResult("svt", 503, error="HTTP 503"), "u", True)
-    (health,) = store.source_health()
+    store.save_poll_result(PollResult("svt", None, error="DNSLookupError"), "u", True)
+    store.save_poll_result(PollResult("svt", 503, error="HTTP 503"), "u", True)
+    health = store.source_health()["svt"]
     assert health["consecutive_failures"] == 2 and health["last_error"] == "HTTP 503"
     assert store.fetch_state("svt") == ("e1", "lm"), "a failure keeps the validators"
-    store.save_feed_result(FeedResult("svt", 304), "u", True)
-    assert store.source_health()[0]["consecutive_failures"] == 0
+    store.save_poll_result(PollResult("svt", 304), "u", True)
+    assert store.source_health()["svt"]["consecutive_failures"] == 0
 
 
 def test_article_moves_fetch_match_done_and_alerts_wait_in_the_outbox(store: Store) -> None:
-    (article_id,) = store.save_feed_result(result(entry(1)), "u", True)
+    (article_id,) = store.save_poll_result(result(entry(1)), "u", True)
     assert [a.id for a in store.articles_in_state(FETCH)] == [article_id]
 
     store.save_page(PageResult(article_id, "u", title="Sidrubrik", text="Brödtext om CSTO.", lang="sv"))
@@ -108,14 +108,14 @@ def test_article_moves_fetch_match_done_and_alerts_wait_in_the_outbox(store: Sto
 
 
 def test_page_that_failed_still_goes_on_to_matching(store: Store) -> None:
-    (article_id,) = store.save_feed_result(result(entry(1)), "u", True)
+    (article_id,) = store.save_poll_result(result(entry(1)), "u", True)
     store.save_page(PageResult(article_id, "u", error="HTTP 404"))
     (ready,) = store.articles_in_state(MATCH)
     assert ready.summary == "Ingress 1" and ready.text == ""
 
 
 def test_feed_only_sources_skip_the_page_fetch(store: Store) -> None:
-    store.save_feed_result(result(entry(1)), "u", full_text=False)
+    store.save_poll_result(result(entry(1)), "u", full_text=False)
     assert store.articles_in_state(FETCH) == [] and len(store.articles_in_state(MATCH)) == 1
 
 

@@ -1,0 +1,125 @@
+"""Finds the feeds and sitemaps a site advertises: <link rel="alternate"> in a page, Sitemap: lines
+in robots.txt, and a few common paths. Every candidate is fetched and reported only if it really
+is a feed or a sitemap, so a soft 404 (an HTML page answering 200) never shows up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import feedparser
+import scrapy
+from scrapy.http import Response, TextResponse
+from scrapy.utils.gz import gunzip
+from scrapy.utils.sitemap import sitemap_urls_from_robots
+from twisted.python.failure import Failure
+
+from monitor.discover import Discovered
+from monitor.errors import FetchError
+from monitor.feeds import parse_feed
+from spiders.sitemap import NewsSitemap
+
+logger = logging.getLogger(__name__)
+
+FEED_TYPES = ("application/rss+xml", "application/atom+xml")
+PROBE_PATHS = (
+    "/rss", "/rss.xml", "/feed", "/feed.xml", "/atom.xml",
+    "/sitemap.xml", "/sitemap_index.xml", "/sitemap-news.xml", "/news-sitemap.xml",
+)
+
+
+class DiscoverSpider(scrapy.Spider):
+    name = "discover"
+    accept = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
+
+    def __init__(self, url: str, probes: tuple[str, ...] = PROBE_PATHS, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.url = url
+        self.probes = probes
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        root = site_root(self.url)
+        yield self.request(self.url, self.parse_page)
+        yield self.request(root + "robots.txt", self.parse_robots)
+        for path in self.probes:
+            yield self.request(root + path.lstrip("/"), self.parse_candidate, via="probe")
+
+    def request(self, url: str, callback: Any, via: str = "", title: str = "") -> scrapy.Request:
+        # dont_filter: the same URL may come from several places; monitor.discover dedupes the
+        # results and keeps the most telling `via`.
+        return scrapy.Request(url, callback=callback, errback=self.unreachable, dont_filter=True,
+                              headers={"Accept": self.accept}, meta={"via": via, "title": title})
+
+    def parse_page(self, response: Response) -> Iterator[scrapy.Request]:
+        if not isinstance(response, TextResponse):
+            return
+        for link in response.xpath("//link[@href]"):
+            rel = (link.attrib.get("rel") or "").lower().split()
+            kind = (link.attrib.get("type") or "").lower().split(";")[0].strip()
+            if "alternate" in rel and kind in FEED_TYPES:
+                url = response.urljoin(link.attrib["href"].strip())
+                title = " ".join((link.attrib.get("title") or "").split())
+                yield self.request(url, self.parse_candidate, via="link", title=title)
+
+    def parse_robots(self, response: Response) -> Iterator[scrapy.Request]:
+        if not isinstance(response, TextResponse):
+            return
+        for url in sitemap_urls_from_robots(response.text, base_url=response.url):
+            yield self.request(url, self.parse_candidate, via="robots")
+
+    def parse_candidate(self, response: Response) -> Iterator[Discovered]:
+        found = classify(response)
+        if found is None:
+            logger.debug("%s is neither a feed nor a sitemap", response.url)
+            return
+        kind, title, news = found
+        yield Discovered(kind=kind, url=response.url, title=title or response.meta["title"],
+                         via=response.meta["via"], news=news)
+
+    def unreachable(self, failure: Failure) -> None:
+        # 404s and refused probes are the normal case here, not errors worth a warning.
+        logger.debug("discover: %s: %s", failure.request.url, failure.value)
+
+
+def site_root(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
+
+
+def classify(response: Response) -> tuple[str, str, bool] | None:
+    """("sitemap" | "feed", title, is a news sitemap), or None for anything else."""
+    body = gunzip(response.body) if response.body[:2] == b"\x1f\x8b" else response.body
+    # Sitemap first: feedparser accepts any well-formed XML served as application/xml.
+    sitemap = _sitemap(body)
+    if sitemap is not None:
+        return sitemap
+    content_type = response.headers.get("Content-Type", b"").decode("latin-1") or None
+    title = _feed_title(body, response.url, content_type)
+    return None if title is None else ("feed", title, False)
+
+
+def _sitemap(body: bytes) -> tuple[str, str, bool] | None:
+    try:
+        sitemap = NewsSitemap(body)
+        if sitemap.type not in ("urlset", "sitemapindex"):
+            return None
+        news = sitemap.type == "urlset" and any(
+            key.startswith("news_") for entry in sitemap for key in entry
+        )
+    except Exception:  # lxml raises several types (and Sitemap a StopIteration) on non-XML
+        return None
+    return "sitemap", "", news
+
+
+def _feed_title(body: bytes, url: str, content_type: str | None) -> str | None:
+    """The feed's title ("" if it has none), or None when the document is not a feed."""
+    try:
+        parse_feed(body, url, content_type)
+    except FetchError:
+        return None
+    parsed = feedparser.parse(body, response_headers={"content-location": url})
+    if not parsed.get("version"):  # parse_feed lets an empty body through
+        return None
+    return " ".join((parsed.feed.get("title") or "").split())
