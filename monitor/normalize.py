@@ -12,8 +12,11 @@ from w3lib.html import remove_tags, replace_entities
 # Query parameters that identify a campaign or a visitor, never an article.
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "msclkid", "yclid", "mc_cid", "mc_eid", "igshid",
-     "ref_src", "cmpid", "_ga", "_gl", "ocid", "xtor"}
+     "ref_src", "cmpid", "_ga", "_gl", "ocid", "xtor", "s_cid", "ito",
+     # session ids
+     "sid", "sessionid", "session_id", "phpsessid", "jsessionid", "aspsessionid", "cfid", "cftoken"}
 )
+_PATH_SESSION = re.compile(r";(?:jsessionid|sessionid|phpsessid)=[^/?#]*", re.IGNORECASE)
 TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _SPACE = re.compile(r"\s+")
@@ -31,7 +34,8 @@ def canonical_url(url: str) -> str:
         (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
         if not _is_tracking(k)
     ))
-    return urlunsplit((scheme, host, parts.path or "/", query, ""))
+    path = _PATH_SESSION.sub("", parts.path) or "/"
+    return urlunsplit((scheme, host, path, query, ""))
 
 
 def _is_tracking(param: str) -> bool:

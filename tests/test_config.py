@@ -137,3 +137,19 @@ def test_shipped_config_is_valid() -> None:
     assert len(names) >= 10
     assert any(w.name == "kazakstan-csto" for w in config.watchlists)
     assert {n.type for n in config.notifiers} == {"log"}
+
+
+def test_source_type_specific_keys(tmp_path: Path) -> None:
+    sitemap = VALID.replace("type: feed", "type: sitemap\n    max_age: 1d")
+    assert load_config(write(tmp_path, sitemap), {"WEBHOOK_SECRET": "s"}).sources[0].max_age == 86400
+    page = VALID.replace("type: feed", "type: page\n    follow: 'article a.teaser'")
+    assert load_config(write(tmp_path, page), {"WEBHOOK_SECRET": "s"}).sources[0].follow == "article a.teaser"
+    assert "sources[0].follow: unknown key" in error_for(
+        tmp_path, VALID.replace("type: feed", "type: feed\n    follow: a")
+    )
+    assert "sources[0].follow: not a CSS selector" in error_for(
+        tmp_path, VALID.replace("type: feed", "type: page\n    follow: 'a[['")
+    )
+    assert "sources[0].languages[0]: expected a language code" in error_for(
+        tmp_path, VALID.replace("type: feed", "type: feed\n    languages: [svenska]")
+    )

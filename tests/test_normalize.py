@@ -15,6 +15,7 @@ from monitor.normalize import canonical_url, clean_text, content_hash
         ("http://dn.se:80/x?b=2&a=1&fbclid=z&gclid=y", "http://dn.se/x?a=1&b=2"),
         ("http://127.0.0.1:8080/a?id=7", "http://127.0.0.1:8080/a?id=7"),
         ("https://gp.se", "https://gp.se/"),
+        ("https://www.gp.se/a;jsessionid=ABC123?PHPSESSID=x&id=4", "https://www.gp.se/a?id=4"),
     ],
 )
 def test_canonical_url(url: str, canonical: str) -> None:
