@@ -24,8 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # overwriting the other with a default, so read them with getattr.
     _setup_logging(getattr(args, "verbose", 0))
     try:
-        config = load_config(resolve_config_path(getattr(args, "config", None), os.environ))
-        return args.handler(config, args)
+        path = resolve_config_path(getattr(args, "config", None), os.environ)
+        if getattr(args, "config_optional", False) and not path.exists():
+            return args.handler(None, args)
+        return args.handler(load_config(path), args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -68,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     match.add_argument("query", metavar="QUERY")
     match.add_argument("inputs", metavar="FILE|URL", nargs="*", help="default: stdin")
     match.set_defaults(handler=cmd_match)
+    discover = commands.add_parser(
+        "discover", parents=[common], help="list the feeds and sitemaps a site advertises",
+        description="Print the feeds and sitemaps a site advertises (<link rel=alternate>, "
+        "robots.txt, common paths) as ready-to-paste sources: entries. Uses the crawl settings "
+        "of the config when there is one.")
+    discover.add_argument("url", metavar="URL")
+    discover.set_defaults(handler=cmd_discover, config_optional=True)
     backtest = commands.add_parser(
         "backtest", parents=[common], help="what a query would have alerted among stored articles",
         description="Run a watchlist (by name) or a query over the stored articles and list "
@@ -175,6 +184,16 @@ def cmd_match(config: Config, args: argparse.Namespace) -> int:
             print(f"{outcome.name}: MATCH ({', '.join(outcome.hit.words)})")
             print(f"    {highlight(outcome.hit.snippet, outcome.hit.snippet_spans)}")
     return EXIT_OK if any(o.hit for o in outcomes) else EXIT_NO_MATCH
+
+
+def cmd_discover(config: Config | None, args: argparse.Namespace) -> int:
+    from monitor.config import DEFAULT_USER_AGENT
+    from monitor.discover import format_sources, run_discover
+    from monitor.models import CrawlSettings
+
+    crawl = config.crawl if config else CrawlSettings(user_agent=DEFAULT_USER_AGENT)
+    print(format_sources(run_discover(crawl, args.url), args.url), end="")
+    return EXIT_OK
 
 
 def cmd_backtest(config: Config, args: argparse.Namespace) -> int:

@@ -64,9 +64,7 @@ class DiscoverSpider(scrapy.Spider):
                 yield self.request(url, self.parse_candidate, via="link", title=title)
 
     def parse_robots(self, response: Response) -> Iterator[scrapy.Request]:
-        if not isinstance(response, TextResponse):
-            return
-        for url in sitemap_urls_from_robots(response.text, base_url=response.url):
+        for url in sitemap_urls_from_robots(response.body, base_url=response.url):
             yield self.request(url, self.parse_candidate, via="robots")
 
     def parse_candidate(self, response: Response) -> Iterator[Discovered]:

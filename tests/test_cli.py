@@ -176,3 +176,17 @@ def test_reload_refuses_a_bad_query_with_a_caret_and_keeps_running(tmp_path: Pat
     assert "reload refused, keeping the running configuration" in err
     assert "tokajev NEAR/ CSTO\n" in err and "^" in err
     assert "configuration reloaded: 1 sources, 1 watchlists" in err
+
+
+def test_discover_prints_sources_ready_to_paste_without_a_config(tmp_path: Path, site: Site) -> None:
+    import yaml
+
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(tmp_path / "none.yaml"), "discover",
+         site.url("/")], capture_output=True, text=True, env={"PYTHONPATH": str(REPO)}, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    sources = yaml.safe_load(result.stdout)["sources"]
+    urls = {s["url"] for s in sources}
+    assert site.url("/rss/utrikes.xml") in urls and site.url("/sitemap-index.xml") in urls
+    assert {s["type"] for s in sources} == {"feed", "sitemap"}
