@@ -104,7 +104,7 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
     print(f"sources ({len(config.sources)}):")
     for s in config.sources:
         text = "full text" if s.full_text else "feed only"
-        print(f"  {s.name:<22} {s.type:<5} every {_duration(s.interval):<6} {text:<9}  {s.url}")
+        print(f"  {s.name:<22} {s.type:<8} every {_duration(s.interval):<6} {text:<9}  {s.url}")
     print(f"watchlists ({len(config.watchlists)}):")
     for w in config.watchlists:
         print(f"  {w.name:<22} → {', '.join(w.notify) or '(no notifier)'}")
