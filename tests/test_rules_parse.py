@@ -52,6 +52,7 @@ def test_precedence_not_near_and_or():
     assert parse_query("a AND NOT b") == And((stem("a"), Not(stem("b"))))
     assert parse_query("a NOT b") == And((stem("a"), Not(stem("b"))))
     assert parse_query("NOT a OR b") == Or((Not(stem("a")), stem("b")))
+    assert parse_query("a NOT b OR c") == Or((And((stem("a"), Not(stem("b")))), stem("c")))
     assert parse_query("a NEAR/2 b NEAR/4 c") == Near(Near(stem("a"), stem("b"), 2), stem("c"), 4)
 
 

@@ -117,10 +117,14 @@ def test_printed_query_parses_back_to_the_same_tree(node):
 
 
 @FAST
-@given(st.lists(queries, min_size=1, max_size=6), st.lists(documents, min_size=1, max_size=3))
-def test_matcher_agrees_with_reference(nodes, docs):
+@given(
+    st.lists(queries, min_size=1, max_size=6),
+    st.lists(documents, min_size=1, max_size=3),
+    st.sampled_from([0, 40, 1000]),
+)
+def test_matcher_agrees_with_reference(nodes, docs, cache_size):
     watchlists = {f"w{i}": str(node) for i, node in enumerate(nodes)}
-    matcher = Matcher(watchlists)
+    matcher = Matcher(watchlists, token_cache_size=cache_size)
     for doc in docs * 2:  # the second round runs on the matcher's warm word cache
         fast = {name: hit.words for name, hit in matcher.match(doc).items()}
         assert fast == reference_match(watchlists, doc)

@@ -59,14 +59,10 @@ class Atoms:
     def start_watchlist(self) -> None:
         self._in_watchlist = set()
 
-    def term(self, term: Term) -> int:
-        key = stem(term.text) if term.mode is Mode.STEM else term.text
-        return self._atom((term.mode.value, key), term)
-
-    def meta(self, meta: Meta) -> int:
-        return self._atom(("meta", meta.field, meta.pattern, str(meta.literal)), meta)
-
-    def _atom(self, key: tuple[str, ...], node: Term | Meta) -> int:
+    def add(self, node: Term | Meta) -> int:
+        """The atom of a term or metadata test, registered if new, counted as used by the
+        current watchlist."""
+        key = _key(node)
         atom = self._ids.get(key)
         if atom is None:
             atom = self._new(key, node)
@@ -83,19 +79,29 @@ class Atoms:
         elif node.mode is Mode.WILDCARD:
             self.globs.append((atom, node.text))
         else:
-            table = {Mode.STEM: self.by_stem, Mode.EXACT: self.by_folded}.get(node.mode)
-            (table if table is not None else self.by_written).setdefault(key[1], []).append(atom)
+            tables = {Mode.STEM: self.by_stem, Mode.EXACT: self.by_folded, Mode.CASE: self.by_written}
+            tables[node.mode].setdefault(key[1], []).append(atom)
         return atom
+
+    def find(self, node: Term | Meta) -> int:
+        """The atom of a term or metadata test already added."""
+        return self._ids[_key(node)]
+
+
+def _key(node: Term | Meta) -> tuple[str, ...]:
+    if isinstance(node, Meta):
+        return ("meta", node.field, node.pattern, str(node.literal))
+    return (node.mode.value, stem(node.text) if node.mode is Mode.STEM else node.text)
 
 
 def compile_node(node: Node, atoms: Atoms) -> Evaluator:
     """An evaluator for `node`, registering its terms in `atoms`."""
     if isinstance(node, Term):
-        return _any_term((atoms.term(node),))
+        return _any_term((atoms.add(node),))
     if isinstance(node, Phrase):
-        return _phrase([atoms.term(part) for part in node.parts])
+        return _phrase([atoms.add(part) for part in node.parts])
     if isinstance(node, Meta):
-        return _meta(atoms.meta(node))
+        return _meta(atoms.add(node))
     if isinstance(node, Scope):
         return _scope(FIELD_BITS[node.field], compile_node(node.child, atoms))
     if isinstance(node, Not):
@@ -106,7 +112,7 @@ def compile_node(node: Node, atoms: Atoms) -> Evaluator:
     if isinstance(node, And):
         return _and([compile_node(child, atoms) for child in node.children])
     # The usual OR is a list of words: test them all in one evaluator.
-    words = tuple(atoms.term(child) for child in node.children if isinstance(child, Term))
+    words = tuple(atoms.add(child) for child in node.children if isinstance(child, Term))
     others = [compile_node(child, atoms) for child in node.children if not isinstance(child, Term)]
     return _or(([_any_term(words)] if words else []) + others)
 
@@ -131,10 +137,11 @@ def _phrase(parts: list[int]) -> Evaluator:
     first, rest, last = parts[0], parts[1:], len(parts) - 1
 
     def evaluate(facts: Facts, fields: int) -> Found:
+        present = facts.present
+        if not all(atom in present for atom in parts):
+            return None
         starts = facts.spans(first)
         following = [facts.positions(atom) for atom in rest]
-        if not starts or not all(following):
-            return None
         found: list[Item] = [
             (start, start + last)
             for start, _ in starts

@@ -48,9 +48,11 @@ class GlobIndex:
             return
         entry = self._automaton.get(anchor, None)
         if entry is None:
-            entry = (len(anchor), anchor.startswith(_EDGE), [])
+            # How far back from the end of a found anchor its subject starts: the anchor's
+            # length, less its leading edge mark if it has one.
+            entry = (len(anchor) - anchor.startswith(_EDGE), [])
             self._automaton.add_word(anchor, entry)
-        entry[2].append((glob_id, check))
+        entry[1].append((glob_id, check))
 
     def search(self, subjects: Sequence[str]) -> Iterator[tuple[int, int]]:
         """Yields (glob id, subject index) for every glob that matches a whole subject, once."""
@@ -58,9 +60,8 @@ class GlobIndex:
         if not self._empty and subjects:
             haystack = _EDGE + _EDGE.join(subjects) + _EDGE
             starts = _starts(subjects)
-            for end, (length, pinned, globs) in self._automaton.iter(haystack):
-                inside = end - length + 1 + pinned  # a character of the subject itself
-                index = bisect_right(starts, inside) - 1
+            for end, (back, globs) in self._automaton.iter(haystack):
+                index = bisect_right(starts, end - back + 1) - 1
                 subject = subjects[index]
                 for glob_id, check in globs:
                     found = (glob_id, index)

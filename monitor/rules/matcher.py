@@ -1,9 +1,10 @@
 """Matches articles against all watchlists at once.
 
-Per article: tokenise each field once, look each distinct word up once (a cache, then the
-word, stem and case tables and one Aho-Corasick pass for wildcards), tick off the clauses of
-the watchlists that use the words found, and evaluate only the watchlists whose clauses are
-all met. The work grows with the article and its hits, not with the number of watchlists.
+Per article: split each field into words once; look each distinct word up once (a cache of
+words seen before, else the word, stem and case tables and one Aho-Corasick pass for all
+wildcards), giving the atoms present; wake the watchlists filed under those atoms
+(planner.py) and evaluate only those. The work grows with the article and its hits, not
+with the number of watchlists.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from monitor.rules.compiler import (
 from monitor.rules.globs import GlobIndex, glob_regex
 from monitor.rules.nodes import Meta
 from monitor.rules.parser import parse_query
-from monitor.rules.planner import Triggers
+from monitor.rules.planner import HELD, Triggers
 from monitor.rules.snippet import Window, make_snippet
-from monitor.rules.text import WORD_RE, fold, nfc, stem
+from monitor.rules.text import WORD_RE, fold, nfc, split_words, stem
 
 TOKEN_CACHE_SIZE = 300_000
 _INDEX = (1 << FIELD_SHIFT) - 1  # the word-index part of a position
@@ -60,7 +61,12 @@ class Hit:
 
 
 class Matcher:
-    """All watchlists compiled together. `Matcher({"name": "query", ...}).match(document)`."""
+    """All watchlists compiled together. `Matcher({"name": "query", ...}).match(document)`.
+
+    A bad query raises QueryError naming its watchlist. `token_cache_size` bounds the cache
+    of words already looked up (0 turns it off); results are the same either way. The
+    cache makes `match` unsafe to call from several threads at once.
+    """
 
     def __init__(self, queries: Mapping[str, str], *, token_cache_size: int = TOKEN_CACHE_SIZE) -> None:
         self._names = list(queries)
@@ -78,7 +84,9 @@ class Matcher:
         self._triggers = Triggers.plan(nodes, self._atoms)
         self._globs = GlobIndex(self._atoms.globs)
         self._metas = _MetaIndex(self._atoms.metas)
-        self._token_cache: dict[str, tuple[int, ...]] = {}
+        # Words already looked up, and of those the ones that stand for some atom.
+        self._seen: set[str] = set()
+        self._with_atoms: dict[str, tuple[int, ...]] = {}
         self._token_cache_size = token_cache_size
 
     @property
@@ -88,7 +96,7 @@ class Matcher:
     def match(self, doc: Document) -> dict[str, Hit]:
         """The watchlists that match `doc`, by name, in the order they were given."""
         article = _Article(doc)
-        article.note_atoms(self._token_atoms(set(chain.from_iterable(article.tokens))))
+        article.note_atoms(self._token_atoms(article.distinct_tokens()))
         article.present |= self._metas.true_for(doc)
         hits = {}
         for index in self._triggers.candidates(article.present):
@@ -100,24 +108,24 @@ class Matcher:
 
     def _token_atoms(self, tokens: set[str]) -> dict[str, tuple[int, ...]]:
         """The atoms each word of the article stands for, leaving out words that stand for none."""
-        found = {}
-        unknown = []
-        cache = self._token_cache
-        for token in tokens:
-            atoms = cache.get(token)
-            if atoms is None:
-                unknown.append(token)
-            elif atoms:
-                found[token] = atoms
+        if not self._token_cache_size:
+            listed = list(tokens)
+            return {token: atoms for token, atoms in zip(listed, self._look_up(listed), strict=True) if atoms}
+        # Most words of an article were seen before and stand for nothing: set operations
+        # sort them out without a Python step per word.
+        unknown = tokens - self._seen
         if unknown:
-            if len(cache) + len(unknown) > self._token_cache_size:
-                cache.clear()
+            if len(self._seen) + len(unknown) > self._token_cache_size:
+                self._seen.clear()
+                self._with_atoms.clear()
+                unknown = tokens
+            unknown = list(unknown)
             for token, atoms in zip(unknown, self._look_up(unknown), strict=True):
-                if self._token_cache_size:
-                    cache[token] = atoms
                 if atoms:
-                    found[token] = atoms
-        return found
+                    self._with_atoms[token] = atoms
+            self._seen.update(unknown)
+        with_atoms = self._with_atoms
+        return {token: with_atoms[token] for token in tokens & with_atoms.keys()}
 
     def _look_up(self, tokens: list[str]) -> list[tuple[int, ...]]:
         folded = [fold(token) for token in tokens]
@@ -189,25 +197,35 @@ def _holds(meta: Meta, values: tuple[str, ...]) -> bool:
 
 
 class _Article:
-    """One document while it is being matched: its words, and which atoms they stand for."""
+    """One document while it is being matched: its words, and which atoms they stand for.
+
+    Positions, spans and character offsets are worked out only when an evaluator or a hit
+    asks for them, and then kept for the other watchlists."""
 
     def __init__(self, doc: Document) -> None:
         self.fields = (nfc(doc.title), nfc(doc.summary), nfc(doc.text))
-        self.tokens = [WORD_RE.findall(field) for field in self.fields]
-        self.present: set[int] = set()
+        self.tokens = [split_words(field) for field in self.fields]
+        self.present: set[int] = {HELD}
         self.atom_tokens: dict[int, list[str]] = {}  # atom -> the article's words for it
         self._by_token: dict[str, list[int]] | None = None
         self._positions: dict[int, list[int]] = {}
         self._spans: dict[int, Spans] = {}
         self._position_sets: dict[int, set[int]] = {}
         self._word_offsets: dict[int, tuple[list[int], list[int]]] = {}
-        self._windows: dict[Span, tuple[Window, int, int]] = {}
+        self._windows: dict[Span, _SnippetWindow] = {}
+        self._written_spans: dict[Span, str] = {}
+
+    def distinct_tokens(self) -> set[str]:
+        title, summary, text = self.tokens
+        return set(text).union(title, summary)
 
     def note_atoms(self, token_atoms: dict[str, tuple[int, ...]]) -> None:
         for token, atoms in token_atoms.items():
             for atom in atoms:
                 self.atom_tokens.setdefault(atom, []).append(token)
         self.present.update(self.atom_tokens)
+
+    # --- what evaluators ask ---
 
     def spans(self, atom: int) -> Spans:
         spans = self._spans.get(atom)
@@ -235,20 +253,18 @@ class _Article:
         return positions
 
     def _token_positions(self) -> dict[str, list[int]]:
+        """Where each word that stands for some atom occurs."""
         if self._by_token is None:
-            self._by_token = self._find_positions()
+            found: dict[str, list[int]] = {t: [] for ts in self.atom_tokens.values() for t in ts}
+            for field, tokens in enumerate(self.tokens):
+                base = field << FIELD_SHIFT
+                # A comprehension sifts the few wanted words out of hundreds fastest.
+                for index in [index for index, token in enumerate(tokens) if token in found]:
+                    found[tokens[index]].append(base + index)
+            self._by_token = found
         return self._by_token
 
-    def _find_positions(self) -> dict[str, list[int]]:
-        # Only the words that stand for some atom are worth a position list.
-        found: dict[str, list[int]] = {t: [] for ts in self.atom_tokens.values() for t in ts}
-        for field, tokens in enumerate(self.tokens):
-            base = field << FIELD_SHIFT
-            for index, token in enumerate(tokens):
-                positions = found.get(token)
-                if positions is not None:
-                    positions.append(base + index)
-        return found
+    # --- hits ---
 
     def hit(self, watchlist: str, found: list[Item]) -> Hit:
         atoms = {item for item in found if isinstance(item, int)}
@@ -258,49 +274,59 @@ class _Article:
             text = next((f for f in (self.fields[1], self.fields[2], self.fields[0]) if f.strip()), "")
             snippet, snippet_spans = make_snippet(text, [])
             return Hit(watchlist, (), snippet, snippet_spans)
-        # A word's first place: its first occurrence for atoms, the span's start for spans.
-        by_token = self._token_positions()
+        # Each word with its first place: for an atom, its words' first occurrences.
         tokens = {token for atom in atoms for token in self.atom_tokens[atom]}
+        by_token = self._token_positions()
         firsts = [(by_token[token][0], by_token[token][0], token) for token in tokens]
         firsts += [(start, end, self._written(start, end)) for start, end in spans]
         firsts.sort()
-        words = tuple(dict.fromkeys(first[2] for first in firsts))
-        window, low, high = self._window(firsts[0][:2])
-        inside = [span for span in spans if low <= span[0] and span[1] < high]
-        for atom in atoms:
-            positions = self._atom_positions(atom)
-            inside += [(p, p) for p in positions[bisect_left(positions, low) : bisect_left(positions, high)]]
-        return Hit(watchlist, words, window.line, window.place(map(self._characters, inside)))
+        words = tuple(dict.fromkeys([first[2] for first in firsts]))
+        window = self._window(firsts[0][:2])
+        inside = [(p, p) for p, token in window.words if token in tokens]
+        inside += [span for span in spans if window.low <= span[0] and span[1] < window.high]
+        starts, ends = self._offsets(window.field)
+        marks = [(starts[start & _INDEX], ends[end & _INDEX]) for start, end in inside]
+        return Hit(watchlist, words, window.text.line, window.text.place(marks))
 
-    def _window(self, first: Span) -> tuple[Window, int, int]:
-        """The snippet window around a first hit, with the positions of the words inside it.
-        Shared by every watchlist whose first hit is the same."""
-        cached = self._windows.get(first)
-        if cached is None:
+    def _window(self, first: Span) -> _SnippetWindow:
+        """The snippet around a first hit, shared by every watchlist with the same first hit."""
+        window = self._windows.get(first)
+        if window is None:
             field = first[0] >> FIELD_SHIFT
             starts, ends = self._offsets(field)
-            window = Window.around(self.fields[field], self._characters(first))
+            text = Window.around(self.fields[field], (starts[first[0] & _INDEX], ends[first[1] & _INDEX]))
             base = field << FIELD_SHIFT
-            low, high = bisect_left(starts, window.start), bisect_right(ends, window.end)
-            cached = self._windows[first] = (window, base + low, base + high)
-        return cached
+            low, high = base + bisect_left(starts, text.start), base + bisect_right(ends, text.end)
+            by_token = self._token_positions()
+            tokens = self.tokens[field]
+            inside = [(p, tokens[p - base]) for p in range(low, high) if tokens[p - base] in by_token]
+            window = self._windows[first] = _SnippetWindow(field, text, low, high, inside)
+        return window
 
     def _written(self, start: int, end: int) -> str:
         """The words from position `start` to `end` as the article has them, on one line."""
         if start == end:
             return self.tokens[start >> FIELD_SHIFT][start & _INDEX]
-        first, last = self._characters((start, end))
-        return " ".join(self.fields[start >> FIELD_SHIFT][first:last].split())
-
-    def _characters(self, span: Span) -> tuple[int, int]:
-        starts, ends = self._offsets(span[0] >> FIELD_SHIFT)
-        return starts[span[0] & _INDEX], ends[span[1] & _INDEX]
+        written = self._written_spans.get((start, end))
+        if written is None:
+            starts, ends = self._offsets(start >> FIELD_SHIFT)
+            text = self.fields[start >> FIELD_SHIFT][starts[start & _INDEX] : ends[end & _INDEX]]
+            written = self._written_spans[(start, end)] = " ".join(text.split())
+        return written
 
     def _offsets(self, field: int) -> tuple[list[int], list[int]]:
         """Where each word of the field starts and ends."""
         offsets = self._word_offsets.get(field)
         if offsets is None:
             matches = list(WORD_RE.finditer(self.fields[field]))
-            offsets = [m.start() for m in matches], [m.end() for m in matches]
-            self._word_offsets[field] = offsets
+            offsets = self._word_offsets[field] = ([m.start() for m in matches], [m.end() for m in matches])
         return offsets
+
+
+@dataclass(frozen=True)
+class _SnippetWindow:
+    field: int
+    text: Window
+    low: int  # positions [low, high) are inside the window
+    high: int
+    words: list[tuple[int, str]]  # (position, word) of the words inside that stand for atoms

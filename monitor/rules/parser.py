@@ -168,8 +168,7 @@ class _Parser:
         terms = tuple(Term(part if case else fold(part), mode) for part in parts)
         return terms[0] if len(terms) == 1 else Phrase(terms)
 
-    def _meta(self, token: Token, field: str | None, literal: bool) -> Meta:
-        assert field is not None
+    def _meta(self, token: Token, field: str, literal: bool) -> Meta:
         pattern = token.text.lower()
         if not pattern.strip():
             raise self._error(f"empty value for {field}:", token)

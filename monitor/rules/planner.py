@@ -18,6 +18,7 @@ from monitor.rules.nodes import And, Meta, Near, Node, Or, Phrase, Scope, Term
 from monitor.rules.text import stem
 
 MAX_CHECKS = 3
+HELD = -1  # a pseudo-atom every article holds: the check of watchlists with nothing to check
 
 Clause = frozenset[int]
 
@@ -46,11 +47,11 @@ def required_clauses(node: Node, atoms: Atoms, cost: Callable[[Clause], float]) 
 
 def _required(node: Node, atoms: Atoms, cost: Callable[[Clause], float]) -> list[Clause]:
     if isinstance(node, Term):
-        return [frozenset({atoms.term(node)})]
+        return [frozenset({atoms.find(node)})]
     if isinstance(node, Phrase):
-        return [frozenset({atoms.term(part)}) for part in node.parts]
+        return [frozenset({atoms.find(part)}) for part in node.parts]
     if isinstance(node, Meta):
-        return [frozenset({atoms.meta(node)})]
+        return [frozenset({atoms.find(node)})]
     if isinstance(node, Scope):
         return _required(node.child, atoms, cost)
     if isinstance(node, Near):
@@ -84,8 +85,11 @@ def _chance(key: tuple[str, ...]) -> float:
 
 @dataclass
 class Triggers:
+    """Each watchlist filed under its trigger clause, and the clauses checked on waking."""
+
     postings: dict[int, list[int]]  # atom -> watchlists whose trigger holds it
-    checks: list[tuple[Clause, ...]]  # per watchlist: further clauses to meet
+    first_checks: list[Clause]  # per watchlist: the next clause to meet (or just HELD)
+    more_checks: list[tuple[Clause, ...]]  # per watchlist: clauses to meet after that
     always: list[int]  # watchlists that need no atom present
 
     @classmethod
@@ -98,10 +102,12 @@ class Triggers:
         def cost(clause: Clause) -> float:
             return sum(chance[atom] + atoms.uses[atom] * share for atom in clause)
 
-        triggers = cls({}, [], [])
+        triggers = cls({}, [], [], [])
         for index, node in enumerate(nodes):
             ranked = sorted(required_clauses(node, atoms, cost), key=cost)
-            triggers.checks.append(tuple(ranked[1 : 1 + MAX_CHECKS]))
+            checks = ranked[1 : 1 + MAX_CHECKS] or [frozenset({HELD})]
+            triggers.first_checks.append(checks[0])
+            triggers.more_checks.append(tuple(checks[1:]))
             if not ranked:
                 triggers.always.append(index)
                 continue
@@ -110,13 +116,20 @@ class Triggers:
         return triggers
 
     def candidates(self, present: set[int]) -> list[int]:
-        """The watchlists worth evaluating, in the order they were given."""
+        """The watchlists worth evaluating, in the order they were given. `present` must
+        hold HELD."""
         woken: set[int] = set()
         postings = self.postings
         for atom in present:
             woken.update(postings.get(atom, ()))
-        checks = self.checks
-        chosen = [index for index in woken if all(not clause.isdisjoint(present) for clause in checks[index])]
+        # Most woken watchlists fail their first check; a comprehension drops them fastest.
+        first, more = self.first_checks, self.more_checks
+        chosen = [index for index in woken if not first[index].isdisjoint(present)]
+        chosen = [index for index in chosen if not more[index] or self._meets(more[index], present)]
         chosen += self.always
         chosen.sort()
         return chosen
+
+    @staticmethod
+    def _meets(clauses: tuple[Clause, ...], present: set[int]) -> bool:
+        return all(not clause.isdisjoint(present) for clause in clauses)

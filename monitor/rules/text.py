@@ -36,7 +36,20 @@ def nfc(text: str) -> str:
 
 def words(text: str) -> list[str]:
     """The words of a text, as written."""
-    return WORD_RE.findall(nfc(text))
+    return split_words(nfc(text))
+
+
+def split_words(text: str) -> list[str]:
+    """`words` of a text already in NFC form."""
+    found: list[str] = []
+    # Most of a text is plain words between spaces; the regex is needed only where there is
+    # punctuation. (str.isalnum is exactly the regex's "letter or digit".)
+    for chunk in text.split():
+        if chunk.isalnum():
+            found.append(chunk)
+        else:
+            found += WORD_RE.findall(chunk)
+    return found
 
 
 def fold(word: str) -> str:
