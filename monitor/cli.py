@@ -206,12 +206,14 @@ def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
     since = parse_since(args.since)
     store = Store.open(config.database)
     try:
-        found = 0
+        found, stories = 0, set()
         for article, hit in backtest(store, query, since):
             found += 1
+            stories.add(article.story_id or -article.id)
             print(f"{article.published or '':<25} {article.source:<18} {article.title}")
             print(f"    {article.url}  [{', '.join(hit.words)}]")
-        print(f"{found} articles would have alerted (since {args.since}; nothing was sent)")
+        print(f"{len(stories)} stories ({found} articles) would have alerted "
+              f"(since {args.since}; nothing was sent)")
     finally:
         store.close()
     return EXIT_OK
@@ -241,7 +243,8 @@ def format_source(s: SourceReport) -> str:
         return f"  {s.name:<22} error  {s.error}"
     if s.status == 304:
         return f"  {s.name:<22} 304    not modified"
-    return f"  {s.name:<22} {s.status}    {s.entries} entries, {s.new} new"
+    revised = f", {s.revised} revised" if s.revised else ""
+    return f"  {s.name:<22} {s.status}    {s.entries} entries, {s.new} new{revised}"
 
 
 def _duration(seconds: int) -> str:

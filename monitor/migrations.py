@@ -67,6 +67,31 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE articles ADD COLUMN duplicate_of INTEGER REFERENCES articles(id);
     ALTER TABLE articles ADD COLUMN skipped TEXT;
     """,
+    # 3: stories (syndicated copies grouped), revisions of an article, one alert per story
+    """
+    CREATE TABLE stories (
+        id INTEGER PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL
+    );
+    ALTER TABLE articles ADD COLUMN story_id INTEGER REFERENCES stories(id);
+    ALTER TABLE articles ADD COLUMN signature BLOB;
+    ALTER TABLE articles ADD COLUMN feed_hash TEXT;
+    ALTER TABLE articles ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX articles_story ON articles(story_id);
+    CREATE TABLE revisions (
+        article_id INTEGER NOT NULL REFERENCES articles(id),
+        revision INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        text TEXT NOT NULL,
+        replaced TEXT NOT NULL,
+        PRIMARY KEY (article_id, revision)
+    );
+    ALTER TABLE alerts ADD COLUMN story_id INTEGER REFERENCES stories(id);
+    CREATE UNIQUE INDEX alerts_once_per_story ON alerts(story_id, watchlist, notifier)
+        WHERE story_id IS NOT NULL;
+    """,
 )
 
 

@@ -147,6 +147,9 @@ class StoredArticle:
     text: str
     published: str | None
     lang: str | None
+    story_id: int | None = None
+    revision: int = 1
+    first_seen: str = ""
 
 
 @dataclass(frozen=True)

@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from monitor.alerts.outbox import DeliveryReport, deliver_pending
-from monitor.alerts.payload import build_body, new_alert_id
+from monitor.alerts.payload import StoryContext, build_body, new_alert_id
 from monitor.crawl import Crawler
 from monitor.models import Config, PollResult, Source, StoredArticle
 from monitor.rules import Document, Hit, Matcher
 from monitor.store import FETCH, MATCH, MatchRecord, NewAlert, Store, utcnow
+from monitor.stories import StoryIndex, comparable, signature
 from spiders.article import PageTarget
 from spiders.base import SourceTarget
 
 logger = logging.getLogger(__name__)
+# A near-duplicate joins a story whose articles were first seen within this window.
+STORY_WINDOW = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class SourceReport:
     new: int
     error: str | None
     backing_off: str | None = None
+    revised: int = 0
 
 
 @dataclass
@@ -53,13 +58,14 @@ class Monitor:
     store: Store
     crawler: Crawler
     matcher: Matcher
+    stories: RecentStories
     # Cycles of different sources overlap in the daemon; one delivery pass at a time, so an
     # alert is never sent twice concurrently.
     delivery_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     def build(cls, config: Config, store: Store, crawler: Crawler) -> Monitor:
-        return cls(config, store, crawler, build_matcher(config))
+        return cls(config, store, crawler, build_matcher(config), RecentStories(store))
 
 
 def build_matcher(config: Config) -> Matcher:
@@ -71,6 +77,7 @@ async def run_cycle(monitor: Monitor, sources: Sequence[Source]) -> CycleReport:
     await poll_sources(monitor, sources, report)
     names = [s.name for s in sources]
     await fetch_texts(monitor, names, report)
+    assign_stories(monitor, names)
     match_articles(monitor, names, report)
     report.delivery = await deliver(monitor)
     return report
@@ -99,11 +106,13 @@ async def poll_sources(monitor: Monitor, sources: Sequence[Source], report: Cycl
     results = merge_results(await monitor.crawler.fetch_sources(targets))
     for source, _ in due:
         result = results.get(source.name) or PollResult(source.name, None, error="no response")
-        new_ids = store.save_poll_result(result, source.url, source.full_text)
+        outcome = store.save_poll_result(result, source.url, source.full_text,
+                                         revisions=source.type == "feed")
         report.sources.append(SourceReport(
-            source.name, result.status, len(result.entries), len(new_ids), result.error
+            source.name, result.status, len(result.entries), len(outcome.new), result.error,
+            revised=len(outcome.revised),
         ))
-        report.new_articles += len(new_ids)
+        report.new_articles += len(outcome.new)
 
 
 def backoff_until(source: Source, health: dict | None, cap: int) -> datetime | None:
@@ -139,6 +148,49 @@ async def fetch_texts(monitor: Monitor, source_names: list[str], report: CycleRe
         monitor.store.save_page(page)
 
 
+class RecentStories:
+    """The story index over the last `window` of articles, rebuilt from the store at start."""
+
+    def __init__(self, store: Store, window: timedelta = STORY_WINDOW) -> None:
+        self.window = window
+        self.index = StoryIndex()
+        since = (datetime.now(UTC) - window).isoformat(timespec="seconds")
+        rows = store.signatures_since(since)
+        self.index.add_stored((article_id, blob) for article_id, blob, _ in rows)
+        self.added: deque[tuple[str, int]] = deque((seen, article_id) for article_id, _, seen in rows)
+
+    def find_or_add(self, article_id: int, first_seen: str, text: str) -> tuple[int | None, bytes]:
+        """The id of the earlier article this text is a copy of, if any; indexes this one."""
+        self.expire()
+        sig = signature(text)
+        copy_of = self.index.find(sig)
+        self.index.add(article_id, sig)
+        self.added.append((first_seen, article_id))
+        return copy_of, sig.to_bytes()
+
+    def expire(self) -> None:
+        oldest = (datetime.now(UTC) - self.window).isoformat(timespec="seconds")
+        while self.added and self.added[0][0] < oldest:
+            self.index.remove(self.added.popleft()[1])
+
+
+def assign_stories(monitor: Monitor, source_names: list[str]) -> None:
+    """Every article ready for matching joins a story: the story of a recent near-duplicate
+    (a syndicated copy), else a new one. Done for all of a cycle's articles before matching,
+    so an alert written in this cycle already names the copies that came with it."""
+    for article in monitor.store.articles_in_state(MATCH, source_names):
+        if article.story_id is not None:
+            continue  # a revision keeps its story
+        body = article.text or article.summary
+        if not comparable(body):
+            # Too short to compare (a headline): a story of its own, never a wrong join.
+            monitor.store.assign_story(article.id, None, None)
+            continue
+        copy_of, blob = monitor.stories.find_or_add(article.id, article.first_seen, body)
+        story = monitor.store.story_of(copy_of) if copy_of is not None else None
+        monitor.store.assign_story(article.id, story[0] if story else None, blob)
+
+
 def match_articles(monitor: Monitor, source_names: list[str], report: CycleReport) -> None:
     watchlists = {w.name: w for w in monitor.config.watchlists}
     sources = {s.name: s for s in monitor.config.sources}
@@ -150,18 +202,30 @@ def match_articles(monitor: Monitor, source_names: list[str], report: CycleRepor
         hits = {name: hit for name, hit in monitor.matcher.match(document(article)).items()
                 if wanted_language(article.lang, watchlists[name].languages)}
         created = utcnow()
+        story_id, context = _story_context(monitor.store, article)
+        already = monitor.store.alerted_watchlists(story_id) if story_id else set()
         records, alerts = [], []
         for hit in hits.values():
             records.append(MatchRecord(hit.watchlist, hit.words, hit.snippet))
-            alerts += [_alert(hit, notifier, article, created)
-                       for notifier in watchlists[hit.watchlist].notify]
-        report.alerts_created += monitor.store.save_matches(article.id, records, alerts)
+            if hit.watchlist not in already:
+                alerts += [_alert(hit, notifier, article, created, context)
+                           for notifier in watchlists[hit.watchlist].notify]
+        report.alerts_created += monitor.store.save_matches(article.id, records, alerts, story_id)
         report.matched_articles += bool(hits)
 
 
-def _alert(hit: Hit, notifier: str, article: StoredArticle, created: str) -> NewAlert:
+def _story_context(store: Store, article: StoredArticle) -> tuple[int | None, StoryContext]:
+    story = store.story_of(article.id)
+    if story is None:
+        return None, StoryContext(update=article.revision > 1)
+    others = tuple(url for url in store.story_urls(story[0]) if url != article.url)
+    return story[0], StoryContext(story[1], others, update=article.revision > 1)
+
+
+def _alert(hit: Hit, notifier: str, article: StoredArticle, created: str,
+           story: StoryContext) -> NewAlert:
     alert_id = new_alert_id()
-    body = build_body(alert_id, hit.watchlist, article, hit.words, hit.snippet, created)
+    body = build_body(alert_id, hit.watchlist, article, hit.words, hit.snippet, created, story)
     return NewAlert(alert_id, hit.watchlist, notifier, body)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +26,12 @@ PENDING, SENT = "pending", "sent"
 
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class PollOutcome:
+    new: list[int] = field(default_factory=list)
+    revised: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -70,35 +77,56 @@ class Store:
         ).fetchone()
         return (row[0], row[1]) if row else (None, None)
 
-    def save_poll_result(self, result: PollResult, url: str, full_text: bool) -> list[int]:
+    def save_poll_result(
+        self, result: PollResult, url: str, full_text: bool, revisions: bool = False
+    ) -> PollOutcome:
         """Store a poll's new articles and the source's fetch state in one transaction, so the
-        ETag never moves past articles that were not written. Returns the new article ids."""
+        ETag never moves past articles that were not written. With `revisions`, a known
+        article of this source whose headline or summary changed becomes a new revision."""
         now = utcnow()
+        outcome = PollOutcome()
         with self.db.atomic():
-            new_ids = [
-                article_id
-                for entry in result.entries
-                if (article_id := self._insert_entry(result.source, entry, full_text, now))
-            ]
+            for entry in result.entries:
+                self._insert_entry(result.source, entry, full_text, revisions, now, outcome)
             self._record_fetch(result, url, now)
-        return new_ids
+        return outcome
 
-    def _insert_entry(self, source: str, entry: Entry, full_text: bool, now: str) -> int | None:
+    def _insert_entry(self, source: str, entry: Entry, full_text: bool, revisions: bool, now: str,
+                      outcome: PollOutcome) -> None:
         url = canonical_url(entry.url)
+        feed_hash = content_hash(entry.title, entry.summary)
         known = self.db.execute(
-            "SELECT 1 FROM articles WHERE url = ? OR (guid = ? AND source = ?)",
+            "SELECT id, source, feed_hash FROM articles WHERE url = ? OR (guid = ? AND source = ?)"
+            " ORDER BY id LIMIT 1",
             [url, entry.guid, source],
         ).fetchone()
-        if known:
-            return None
-        cursor = self.db.execute(
-            "INSERT INTO articles (source, url, link, guid, title, summary, lang, published,"
-            " first_seen, content_hash, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [source, url, entry.url, entry.guid, entry.title, entry.summary,
-             detect_language(f"{entry.title}\n{entry.summary}"), entry.published, now,
-             content_hash(entry.title, entry.summary), FETCH if full_text else MATCH],
+        if known is None:
+            cursor = self.db.execute(
+                "INSERT INTO articles (source, url, link, guid, title, summary, lang, published,"
+                " first_seen, content_hash, feed_hash, state)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [source, url, entry.url, entry.guid, entry.title, entry.summary,
+                 detect_language(f"{entry.title}\n{entry.summary}"), entry.published, now,
+                 feed_hash, feed_hash, FETCH if full_text else MATCH],
+            )
+            outcome.new.append(cursor.lastrowid)
+        elif revisions and known[1] == source and known[2] not in (None, feed_hash) and entry.title:
+            self._revise(known[0], entry, feed_hash, full_text, now)
+            outcome.revised.append(known[0])
+
+    def _revise(self, article_id: int, entry: Entry, feed_hash: str, full_text: bool, now: str) -> None:
+        """Keep the previous revision, take the new headline and summary, and send the article
+        through text fetching and matching again (its story stays)."""
+        self.db.execute(
+            "INSERT INTO revisions (article_id, revision, title, summary, text, replaced)"
+            " SELECT id, revision, title, summary, text, ? FROM articles WHERE id = ?",
+            [now, article_id],
         )
-        return cursor.lastrowid
+        self.db.execute(
+            "UPDATE articles SET title = ?, summary = ?, feed_hash = ?, revision = revision + 1,"
+            " state = ? WHERE id = ?",
+            [entry.title, entry.summary, feed_hash, FETCH if full_text else MATCH, article_id],
+        )
 
     def _record_fetch(self, result: PollResult, url: str, now: str) -> None:
         self.db.execute(
@@ -145,8 +173,15 @@ class Store:
             params += names
         return [_article(row) for row in self.db.query(sql + " ORDER BY id", params)]
 
+    def alerted_watchlists(self, story_id: int) -> set[str]:
+        rows = self.db.execute("SELECT DISTINCT watchlist FROM alerts WHERE story_id = ?", [story_id])
+        return {row[0] for row in rows}
+
     def articles_since(self, since: str) -> Iterator[StoredArticle]:
-        rows = self.db.query("SELECT * FROM articles WHERE first_seen >= ? ORDER BY id", [since])
+        rows = self.db.query(
+            "SELECT * FROM articles WHERE first_seen >= ? AND duplicate_of IS NULL ORDER BY id",
+            [since],
+        )
         return (_article(row) for row in rows)
 
     def save_page(self, page: PageResult) -> bool:
@@ -197,7 +232,8 @@ class Store:
                             [DONE, reason, article_id])
 
     def save_matches(
-        self, article_id: int, matches: Iterable[MatchRecord], alerts: Iterable[NewAlert]
+        self, article_id: int, matches: Iterable[MatchRecord], alerts: Iterable[NewAlert],
+        story_id: int | None = None,
     ) -> int:
         """Record the article's matches and their alerts (the outbox) and mark the article done,
         in one transaction: an alert is written down before anything tries to send it."""
@@ -212,14 +248,50 @@ class Store:
                      match.snippet, now],
                 )
             for alert in alerts:
+                # One alert per (story, watchlist, notifier): a copy or a revision of a story that
+                # already alerted is recorded above as a match, and ignored here.
                 cursor = self.db.execute(
-                    "INSERT OR IGNORE INTO alerts (id, article_id, watchlist, notifier, body, status,"
-                    " created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [alert.id, article_id, alert.watchlist, alert.notifier, alert.body, PENDING, now],
+                    "INSERT OR IGNORE INTO alerts (id, article_id, story_id, watchlist, notifier,"
+                    " body, status, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [alert.id, article_id, story_id, alert.watchlist, alert.notifier, alert.body,
+                     PENDING, now],
                 )
                 created += cursor.rowcount
             self.db.execute("UPDATE articles SET state = ? WHERE id = ?", [DONE, article_id])
         return created
+
+    # --- stories ---------------------------------------------------------------------------
+
+    def assign_story(self, article_id: int, story_id: int | None, signature: bytes | None) -> int:
+        """Put the article in the given story, or in a new one of its own."""
+        with self.db.atomic():
+            if story_id is None:
+                story_id = self.db.execute(
+                    "INSERT INTO stories (uid, created) VALUES (?, ?)", [uuid.uuid4().hex, utcnow()]
+                ).lastrowid
+            self.db.execute("UPDATE articles SET story_id = ?, signature = ? WHERE id = ?",
+                            [story_id, signature, article_id])
+        return story_id
+
+    def story_of(self, article_id: int) -> tuple[int, str] | None:
+        row = self.db.execute(
+            "SELECT s.id, s.uid FROM articles a JOIN stories s ON s.id = a.story_id WHERE a.id = ?",
+            [article_id],
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def story_urls(self, story_id: int) -> list[str]:
+        """Every URL the story is known under, oldest first."""
+        rows = self.db.execute(
+            "SELECT url FROM articles WHERE story_id = ? ORDER BY first_seen, id", [story_id]
+        )
+        return [row[0] for row in rows]
+
+    def signatures_since(self, since: str) -> list[tuple[int, bytes, str]]:
+        """(article id, signature, first seen) of the articles the story index should hold."""
+        return [tuple(row) for row in self.db.execute(
+            "SELECT id, signature, first_seen FROM articles WHERE signature IS NOT NULL"
+            " AND first_seen >= ? ORDER BY id", [since])]
 
     # --- the outbox --------------------------------------------------------------------
 
@@ -254,5 +326,6 @@ def _article(row: dict) -> StoredArticle:
     return StoredArticle(
         id=row["id"], source=row["source"], url=row["url"], guid=row["guid"],
         title=row["title"], summary=row["summary"], text=row["text"],
-        published=row["published"], lang=row["lang"],
+        published=row["published"], lang=row["lang"], story_id=row["story_id"],
+        revision=row["revision"], first_seen=row["first_seen"],
     )

@@ -144,8 +144,8 @@ def test_backtest_lists_what_would_have_alerted_and_sends_nothing(
     narrower = run_monitor(config, "backtest", "title:(CSTO*)")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.endswith("5 articles would have alerted (since 7d; nothing was sent)\n")
-    assert narrower.stdout.splitlines()[-1].startswith("2 articles would have alerted")
+    assert result.stdout.endswith("5 stories (5 articles) would have alerted (since 7d; nothing was sent)\n")
+    assert narrower.stdout.splitlines()[-1].startswith("2 stories (2 articles) would have alerted")
     assert receiver.received == []
 
 

@@ -33,11 +33,11 @@ def store(tmp_path: Path) -> Store:
 
 def test_new_articles_are_reported_once_also_across_restarts(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "monitor.db")
-    assert len(store.save_poll_result(result(entry(1), entry(2)), "u", True)) == 2
+    assert len(store.save_poll_result(result(entry(1), entry(2)), "u", True).new) == 2
     store.close()
 
     reopened = Store.open(tmp_path / "monitor.db")
-    assert reopened.save_poll_result(result(entry(1), entry(2), entry(3)), "u", True) == [3]
+    assert reopened.save_poll_result(result(entry(1), entry(2), entry(3)), "u", True).new == [3]
 
 
 def test_same_article_under_tracking_parameters_or_fragment_is_known(store: Store) -> None:
@@ -47,18 +47,18 @@ def test_same_article_under_tracking_parameters_or_fragment_is_known(store: Stor
         entry(9, url="https://www.svt.se/nyheter/1#kommentarer", guid="x2"),
         entry(9, url="https://www.svt.se/nyheter/1?fbclid=abc", guid="x3"),
     )
-    assert store.save_poll_result(result(*variants), "u", True) == []
+    assert store.save_poll_result(result(*variants), "u", True).new == []
 
 
 def test_same_guid_same_source_is_known_other_source_is_not(store: Store) -> None:
     store.save_poll_result(result(entry(1, guid="shared")), "u", True)
     moved = entry(2, guid="shared")
-    assert store.save_poll_result(result(moved), "u", True) == []
-    assert len(store.save_poll_result(result(moved, source="dn"), "u", True)) == 1
+    assert store.save_poll_result(result(moved), "u", True).new == []
+    assert len(store.save_poll_result(result(moved, source="dn"), "u", True).new) == 1
 
 
 def test_duplicates_within_one_feed_are_stored_once(store: Store) -> None:
-    assert len(store.save_poll_result(result(entry(1), entry(1)), "u", True)) == 1
+    assert len(store.save_poll_result(result(entry(1), entry(1)), "u", True).new) == 1
 
 
 def test_fetch_state_is_committed_with_the_articles(tmp_path: Path, store: Store) -> None:
@@ -86,7 +86,7 @@ def test_304_keeps_the_validators_and_errors_count_up(store: Store) -> None:
 
 
 def test_article_moves_fetch_match_done_and_alerts_wait_in_the_outbox(store: Store) -> None:
-    (article_id,) = store.save_poll_result(result(entry(1)), "u", True)
+    (article_id,) = store.save_poll_result(result(entry(1)), "u", True).new
     assert [a.id for a in store.articles_in_state(FETCH)] == [article_id]
 
     store.save_page(PageResult(article_id, "u", title="Sidrubrik", text="Brödtext om CSTO.", lang="sv"))
@@ -108,7 +108,7 @@ def test_article_moves_fetch_match_done_and_alerts_wait_in_the_outbox(store: Sto
 
 
 def test_page_that_failed_still_goes_on_to_matching(store: Store) -> None:
-    (article_id,) = store.save_poll_result(result(entry(1)), "u", True)
+    (article_id,) = store.save_poll_result(result(entry(1)), "u", True).new
     store.save_page(PageResult(article_id, "u", error="HTTP 404"))
     (ready,) = store.articles_in_state(MATCH)
     assert ready.summary == "Ingress 1" and ready.text == ""
@@ -122,3 +122,19 @@ def test_feed_only_sources_skip_the_page_fetch(store: Store) -> None:
 def test_database_uses_wal(tmp_path: Path, store: Store) -> None:
     with sqlite3.connect(tmp_path / "monitor.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_changed_headline_from_the_same_feed_is_a_revision(store: Store) -> None:
+    (article_id,) = store.save_poll_result(result(entry(1)), "u", True, revisions=True).new
+    store.save_page(PageResult(article_id, "u", text="Brödtext."))
+    edited = Entry(url="https://www.svt.se/nyheter/1", guid="g1", title="Ny rubrik 1",
+                   summary="Ingress 1", published=None)
+
+    outcome = store.save_poll_result(result(edited), "u", True, revisions=True)
+
+    assert (outcome.new, outcome.revised) == ([], [article_id])
+    (again,) = store.articles_in_state(FETCH)
+    assert (again.id, again.title, again.revision) == (article_id, "Ny rubrik 1", 2)
+    assert store.save_poll_result(result(edited), "u", True, revisions=True).revised == []
+    other_source = store.save_poll_result(result(entry(1), source="dn"), "u", True, revisions=True)
+    assert other_source.revised == [], "only the article's own source revises it"

@@ -44,8 +44,10 @@ def _plain(doc: dict, title: str) -> str:
         doc.get("snippet") or article.get("summary") or "",
         "",
         f"Matched: {', '.join(doc['matches'])}",
-        f"Watchlist: {doc['watchlist']}",
+        f"Watchlist: {doc['watchlist']}{'  (update of an earlier article)' if doc.get('update') else ''}",
     ]
+    if doc.get("also_seen_at"):
+        lines += ["", "Also seen at:", *(f"  {url}" for url in doc["also_seen_at"])]
     return "\n".join(lines) + "\n"
 
 
@@ -58,9 +60,18 @@ def _html(doc: dict, title: str) -> str:
         f'<h2><a href="{e(article["url"])}">{e(title)}</a></h2>'
         f"<p><small>{e(article['source'])} · {e(article.get('published') or 'unknown')}</small></p>"
         f"<p>{snippet}</p>"
-        f"<p>Matched: {e(', '.join(doc['matches']))}<br>Watchlist: {e(doc['watchlist'])}</p>"
+        f"<p>Matched: {e(', '.join(doc['matches']))}<br>Watchlist: {e(doc['watchlist'])}"
+        f"{' (update of an earlier article)' if doc.get('update') else ''}</p>"
+        f"{_also_seen(doc.get('also_seen_at') or [])}"
         "</body></html>"
     )
+
+
+def _also_seen(urls: list[str]) -> str:
+    if not urls:
+        return ""
+    items = "".join(f'<li><a href="{html.escape(u)}">{html.escape(u)}</a></li>' for u in urls)
+    return f"<p>Also seen at:</p><ul>{items}</ul>"
 
 
 def _emphasise(text: str, words: list[str]) -> str:

@@ -13,8 +13,10 @@ def format_line(alert: PendingAlert) -> str:
     doc = read_body(alert.body)
     article = doc["article"]
     words = ", ".join(doc["matches"])
+    copies = len(doc.get("also_seen_at") or [])
+    extra = (f"; +{copies} copies" if copies else "") + ("; update" if doc.get("update") else "")
     return (f"ALERT [{doc['watchlist']}] {article['title']} — {article['url']} "
-            f"({article['source']}; matched: {words})")
+            f"({article['source']}; matched: {words}{extra})")
 
 
 async def send(notifier: LogNotifier, alert: PendingAlert) -> None:

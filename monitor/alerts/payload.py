@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from monitor.models import StoredArticle
@@ -14,6 +15,16 @@ def new_alert_id() -> str:
     return uuid.uuid4().hex
 
 
+@dataclass(frozen=True)
+class StoryContext:
+    """The story an alert is about: its stable id, the other URLs it is known under when the
+    alert is written, and whether the alert comes from a revised article."""
+
+    uid: str | None = None
+    also_seen_at: tuple[str, ...] = ()
+    update: bool = False
+
+
 def build_body(
     alert_id: str,
     watchlist: str,
@@ -21,11 +32,14 @@ def build_body(
     words: tuple[str, ...],
     snippet: str,
     created: str,
+    story: StoryContext = StoryContext(),
 ) -> str:
     document = {
         "id": alert_id,
         "watchlist": watchlist,
         "created": created,
+        "story": story.uid,
+        "update": story.update,
         "article": {
             "url": article.url,
             "title": article.title,
@@ -36,6 +50,7 @@ def build_body(
         },
         "matches": list(words),
         "snippet": snippet,
+        "also_seen_at": list(story.also_seen_at),
     }
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
