@@ -152,25 +152,28 @@ def test_backtest_lists_what_would_have_alerted_and_sends_nothing(
 def test_reload_refuses_a_bad_query_with_a_caret_and_keeps_running(tmp_path: Path, site: Site) -> None:
     raw = monitor_config(site, feeds=("rss/utrikes.xml",))
     config = write_config(tmp_path, raw)
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "--config", str(config), "run"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
-    try:
-        _wait_for(lambda: len(site.statuses("/rss/utrikes.xml")) >= 1, timeout=60)
-        raw["watchlists"][0]["query"] = "tokajev NEAR/ CSTO"
-        write_config(tmp_path, raw)
-        daemon.send_signal(signal.SIGHUP)
-        time.sleep(1.5)
-        raw["watchlists"][0]["query"] = "tokajev"
-        raw["sources"][0]["interval"] = "5s"
-        write_config(tmp_path, raw)
-        daemon.send_signal(signal.SIGHUP)
-        _wait_for(lambda: len(site.statuses("/rss/utrikes.xml")) >= 2, timeout=60)
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        _, err = daemon.communicate(timeout=60)
+    log = tmp_path / "stderr.log"
+    with log.open("w") as stderr:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(config), "run"],
+            stdout=subprocess.DEVNULL, stderr=stderr, text=True, cwd=tmp_path,
+            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        )
+        try:
+            _wait_for(lambda: len(site.statuses("/rss/utrikes.xml")) >= 1, timeout=60)
+            raw["watchlists"][0]["query"] = "tokajev NEAR/ CSTO"
+            write_config(tmp_path, raw)
+            daemon.send_signal(signal.SIGHUP)
+            _wait_for(lambda: "reload refused" in log.read_text(), timeout=60)
+            raw["watchlists"][0]["query"] = "tokajev"
+            raw["sources"][0]["interval"] = "5s"
+            write_config(tmp_path, raw)
+            daemon.send_signal(signal.SIGHUP)
+            _wait_for(lambda: len(site.statuses("/rss/utrikes.xml")) >= 2, timeout=60)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+    err = log.read_text()
 
     assert daemon.returncode == 0
     assert "reload refused, keeping the running configuration" in err

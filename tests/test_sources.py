@@ -136,17 +136,21 @@ def test_language_filter_on_a_source(tmp_path: Path, site: Site, receiver: Recei
 def test_failing_source_backs_off_and_recovers_with_visible_health(tmp_path: Path, site: Site) -> None:
     site.failures["/rss/utrikes.xml"] = 503
     config = config_with(tmp_path, site, [{"name": "utrikes", "url": "rss/utrikes.xml",
-                                           "interval": "5s"}])
+                                           "interval": "20s"}])
     first = run_monitor(config, "once")
     assert "error  HTTP 503" in first.stdout
     second = run_monitor(config, "once")
     assert "wait   backing off after 1 failures" in second.stdout, "within one interval: no request"
+    assert site.statuses("/rss/utrikes.xml") == [503] * 3, "one poll (three tries), then none"
 
     health = run_monitor(config, "sources")
-    assert re.search(r"utrikes\s+feed\s+failing\s+1\s+0\s+never\s+\S+ \S+\s+HTTP 503", health.stdout), \
-        health.stdout
+    assert re.search(r"utrikes\s+feed\s+failing\s+1\s+0\s+never\s+(\S+ \S+|due)\s+HTTP 503",
+                     health.stdout), health.stdout
 
-    time.sleep(5)
+    deadline = time.monotonic() + 60
+    while "due" not in run_monitor(config, "sources").stdout:
+        assert time.monotonic() < deadline, "the back-off never ended"
+        time.sleep(2)
     del site.failures["/rss/utrikes.xml"]
     third = run_monitor(config, "once")
     assert "200    5 entries, 5 new" in third.stdout
