@@ -1,5 +1,5 @@
-"""One cycle, top to bottom: poll feeds → store what is new → fetch article text → match →
-write alerts to the outbox → deliver the outbox."""
+"""One cycle, top to bottom: poll sources → store what is new → fetch article text → group
+copies into stories → match → write alerts to the outbox → deliver the outbox."""
 
 from __future__ import annotations
 
