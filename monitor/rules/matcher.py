@@ -3,25 +3,25 @@
 Per article: split each field into words once; look each distinct word up once (a cache of
 words seen before, else the word, stem and case tables and one Aho-Corasick pass for all
 wildcards), giving the atoms present; wake the watchlists filed under those atoms
-(planner.py) and evaluate only those. The work grows with the article and its hits, not
-with the number of watchlists.
+(planner.py), keep those whose words could all be present (boolean.py), and evaluate only
+those; places, words and snippets are worked out for real hits alone. The work grows with
+the article and its hits, not with the number of watchlists.
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from itertools import chain
 
 from monitor.errors import QueryError
+from monitor.rules.boolean import Could, compile_boolean
 from monitor.rules.compiler import (
     ALL_FIELDS,
     FIELD_SHIFT,
     Atoms,
     Evaluator,
-    Item,
     Span,
     Spans,
     compile_node,
@@ -29,7 +29,7 @@ from monitor.rules.compiler import (
 from monitor.rules.globs import GlobIndex, glob_regex
 from monitor.rules.nodes import Meta
 from monitor.rules.parser import parse_query
-from monitor.rules.planner import HELD, Triggers
+from monitor.rules.planner import Triggers
 from monitor.rules.snippet import Window, make_snippet
 from monitor.rules.text import WORD_RE, fold, nfc, split_words, stem
 
@@ -72,6 +72,8 @@ class Matcher:
         self._names = list(queries)
         self._atoms = Atoms()
         self._evaluators: list[Evaluator] = []
+        self._coulds: list[Could] = []
+        self._flat_words: list[frozenset[int] | None] = []
         nodes = []
         for name, query in queries.items():
             try:
@@ -80,6 +82,9 @@ class Matcher:
                 raise QueryError(error.message, error.query, error.column, name) from None
             self._atoms.start_watchlist()
             self._evaluators.append(compile_node(node, self._atoms))
+            could, flat_words = compile_boolean(node, self._atoms)
+            self._coulds.append(could)
+            self._flat_words.append(flat_words)
             nodes.append(node)
         self._triggers = Triggers.plan(nodes, self._atoms)
         self._globs = GlobIndex(self._atoms.globs)
@@ -98,12 +103,20 @@ class Matcher:
         article = _Article(doc)
         article.note_atoms(self._token_atoms(article.distinct_tokens()))
         article.present |= self._metas.true_for(doc)
+        present = article.present
+        coulds, flat_words = self._coulds, self._flat_words
         hits = {}
-        for index in self._triggers.candidates(article.present):
+        # Presence alone rules out most woken watchlists, and settles the flat ones.
+        for index in [index for index in self._triggers.candidates(present) if coulds[index](present)]:
+            name = self._names[index]
+            words = flat_words[index]
+            if words is not None:
+                hits[name] = article.hit(name, words & present, ())
+                continue
             found = self._evaluators[index](article, ALL_FIELDS)
             if found is not None:
-                name = self._names[index]
-                hits[name] = article.hit(name, found)
+                atoms = {item for item in found if isinstance(item, int)}
+                hits[name] = article.hit(name, atoms, {item for item in found if not isinstance(item, int)})
         return hits
 
     def _token_atoms(self, tokens: set[str]) -> dict[str, tuple[int, ...]]:
@@ -205,13 +218,13 @@ class _Article:
     def __init__(self, doc: Document) -> None:
         self.fields = (nfc(doc.title), nfc(doc.summary), nfc(doc.text))
         self.tokens = [split_words(field) for field in self.fields]
-        self.present: set[int] = {HELD}
+        self.present: set[int] = set()
         self.atom_tokens: dict[int, list[str]] = {}  # atom -> the article's words for it
         self._by_token: dict[str, list[int]] | None = None
         self._positions: dict[int, list[int]] = {}
         self._spans: dict[int, Spans] = {}
         self._position_sets: dict[int, set[int]] = {}
-        self._word_offsets: dict[int, tuple[list[int], list[int]]] = {}
+        self._firsts: dict[str, int] | None = None
         self._windows: dict[Span, _SnippetWindow] = {}
         self._written_spans: dict[Span, str] = {}
 
@@ -266,42 +279,63 @@ class _Article:
 
     # --- hits ---
 
-    def hit(self, watchlist: str, found: list[Item]) -> Hit:
-        atoms = {item for item in found if isinstance(item, int)}
-        spans = {item for item in found if not isinstance(item, int)}
+    def hit(self, watchlist: str, atoms: Collection[int], spans: Collection[Span]) -> Hit:
+        """The Hit of a watchlist made true by `atoms` (all their places) and `spans`."""
         if not atoms and not spans:
             # Matched on metadata alone: show the start of the article.
             text = next((f for f in (self.fields[1], self.fields[2], self.fields[0]) if f.strip()), "")
             snippet, snippet_spans = make_snippet(text, [])
             return Hit(watchlist, (), snippet, snippet_spans)
-        # Each word with its first place: for an atom, its words' first occurrences.
-        tokens = {token for atom in atoms for token in self.atom_tokens[atom]}
-        by_token = self._token_positions()
-        firsts = [(by_token[token][0], by_token[token][0], token) for token in tokens]
-        firsts += [(start, end, self._written(start, end)) for start, end in spans]
-        firsts.sort()
-        words = tuple(dict.fromkeys([first[2] for first in firsts]))
-        window = self._window(firsts[0][:2])
-        inside = [(p, p) for p, token in window.words if token in tokens]
-        inside += [span for span in spans if window.low <= span[0] and span[1] < window.high]
-        starts, ends = self._offsets(window.field)
-        marks = [(starts[start & _INDEX], ends[end & _INDEX]) for start, end in inside]
-        return Hit(watchlist, words, window.text.line, window.text.place(marks))
+        atom_tokens = self.atom_tokens
+        tokens = {token for atom in atoms for token in atom_tokens[atom]}
+        first_places = self._first_places()
+        if not spans:
+            # Distinct words have distinct first places: no ties, nothing to deduplicate.
+            firsts = sorted([(first_places[token], token) for token in tokens])
+            window = self._window((firsts[0][0], firsts[0][0]))
+            marks = tuple([mark for token, mark in window.marks if token in tokens])
+            return Hit(watchlist, tuple([token for _, token in firsts]), window.text.line, marks)
+        places = [(first_places[token], first_places[token], token) for token in tokens]
+        places += [(start, end, self._written(start, end)) for start, end in spans]
+        places.sort()
+        words = tuple(dict.fromkeys([place[2] for place in places]))
+        window = self._window(places[0][:2])
+        low, high, starts, ends = window.low, window.high, window.starts, window.ends
+        span_marks = window.text.place(
+            (starts[start - low], ends[end - low]) for start, end in spans if low <= start and end < high
+        )
+        word_marks = [mark for token, mark in window.marks if token in tokens]
+        return Hit(watchlist, words, window.text.line, _merge_marks(word_marks, span_marks))
+
+    def _first_places(self) -> dict[str, int]:
+        """Where each word that stands for some atom first occurs."""
+        if self._firsts is None:
+            self._firsts = {token: places[0] for token, places in self._token_positions().items() if places}
+        return self._firsts
 
     def _window(self, first: Span) -> _SnippetWindow:
         """The snippet around a first hit, shared by every watchlist with the same first hit."""
         window = self._windows.get(first)
         if window is None:
-            field = first[0] >> FIELD_SHIFT
-            starts, ends = self._offsets(field)
-            text = Window.around(self.fields[field], (starts[first[0] & _INDEX], ends[first[1] & _INDEX]))
-            base = field << FIELD_SHIFT
-            low, high = base + bisect_left(starts, text.start), base + bisect_right(ends, text.end)
-            by_token = self._token_positions()
-            tokens = self.tokens[field]
-            inside = [(p, tokens[p - base]) for p in range(low, high) if tokens[p - base] in by_token]
-            window = self._windows[first] = _SnippetWindow(field, text, low, high, inside)
+            window = self._windows[first] = self._new_window(first)
         return window
+
+    def _new_window(self, first: Span) -> _SnippetWindow:
+        field = first[0] >> FIELD_SHIFT
+        text = self.fields[field]
+        hit_start, hit_end = self._char_span(*first)
+        window = Window.around(text, (hit_start, hit_end))
+        # A window starts and ends at white space (or the ends of the text), so the regex
+        # finds exactly the whole words inside it.
+        low = first[0] - len(WORD_RE.findall(text, window.start, hit_start))
+        inside = list(WORD_RE.finditer(text, window.start, window.end))
+        starts, ends = [m.start() for m in inside], [m.end() for m in inside]
+        # The atom words inside, with their marks in the snippet line, in reading order.
+        by_token = self._token_positions()
+        atom_words = [(m.group(), (m.start(), m.end())) for m in inside if m.group() in by_token]
+        placed = window.place(mark for _, mark in atom_words)
+        marks = list(zip([token for token, _ in atom_words], placed, strict=True))
+        return _SnippetWindow(field, window, low, low + len(inside), starts, ends, marks)
 
     def _written(self, start: int, end: int) -> str:
         """The words from position `start` to `end` as the article has them, on one line."""
@@ -309,18 +343,50 @@ class _Article:
             return self.tokens[start >> FIELD_SHIFT][start & _INDEX]
         written = self._written_spans.get((start, end))
         if written is None:
-            starts, ends = self._offsets(start >> FIELD_SHIFT)
-            text = self.fields[start >> FIELD_SHIFT][starts[start & _INDEX] : ends[end & _INDEX]]
+            text_start, text_end = self._char_span(start, end)
+            text = self.fields[start >> FIELD_SHIFT][text_start:text_end]
             written = self._written_spans[(start, end)] = " ".join(text.split())
         return written
 
-    def _offsets(self, field: int) -> tuple[list[int], list[int]]:
-        """Where each word of the field starts and ends."""
-        offsets = self._word_offsets.get(field)
-        if offsets is None:
-            matches = list(WORD_RE.finditer(self.fields[field]))
-            offsets = self._word_offsets[field] = ([m.start() for m in matches], [m.end() for m in matches])
-        return offsets
+    def _char_span(self, start: int, end: int) -> Span:
+        """Where in its field's text the words from position `start` to `end` are: found by
+        searching, since working out every word's offset costs more than all the rest."""
+        field = start >> FIELD_SHIFT
+        tokens, text = self.tokens[field], self.fields[field]
+        first = start & _INDEX
+        word = tokens[first]
+        text_start = _nth_word(text, word, tokens[:first].count(word))
+        text_end = text_start + len(word)
+        # Only separators lie between two words, so each next word is the next one found.
+        for index in range(first + 1, (end & _INDEX) + 1):
+            text_end = text.find(tokens[index], text_end) + len(tokens[index])
+        return text_start, text_end
+
+
+def _nth_word(text: str, word: str, nth: int) -> int:
+    """Where the `nth` (from 0) whole-word occurrence of `word` starts in `text`."""
+    at = text.find(word)
+    while at >= 0:
+        end = at + len(word)
+        if (at == 0 or not text[at - 1].isalnum()) and (end == len(text) or not text[end].isalnum()):
+            if not nth:
+                return at
+            nth -= 1
+            at = text.find(word, end)
+        else:
+            at = text.find(word, at + 1)
+    raise ValueError(f"the text has fewer than {nth + 1} more of the word {word!r}")
+
+
+def _merge_marks(word_marks: list[Span], span_marks: tuple[Span, ...]) -> tuple[Span, ...]:
+    """Marks of single words (never overlapping each other) and of spans, overlaps merged."""
+    merged: list[Span] = []
+    for start, end in sorted(word_marks + list(span_marks)):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
 
 
 @dataclass(frozen=True)
@@ -329,4 +395,6 @@ class _SnippetWindow:
     text: Window
     low: int  # positions [low, high) are inside the window
     high: int
-    words: list[tuple[int, str]]  # (position, word) of the words inside that stand for atoms
+    starts: list[int]  # where the words inside start and end in the field's text
+    ends: list[int]
+    marks: list[tuple[str, Span]]  # the words inside that stand for atoms, marked in the line

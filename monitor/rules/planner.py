@@ -3,8 +3,10 @@
 A query names words that must be present for it to be true: `a AND (b OR c)` needs `a`, and
 `b` or `c`. Each such need is a clause: a set of atoms, one of which must be present. Every
 watchlist is filed under one clause, its trigger, chosen to be the least likely to be met,
-so that common words wake few watchlists. A woken watchlist is evaluated only if a few more
-of its clauses are met too. Queries that need nothing present (`NOT x`) run every time.
+so that common words wake few watchlists; one with a second clause is filed under pairs of
+atoms, one from each, and wakes only when both are present. The matcher then tests each woken
+watchlist on the presence of all its words at once (boolean.py). Queries that need nothing
+present (`NOT x`) run every time.
 """
 
 from __future__ import annotations
@@ -16,9 +18,6 @@ from dataclasses import dataclass
 from monitor.rules.compiler import Atoms
 from monitor.rules.nodes import And, Meta, Near, Node, Or, Phrase, Scope, Term
 from monitor.rules.text import stem
-
-MAX_CHECKS = 3
-HELD = -1  # a pseudo-atom every article holds: the check of watchlists with nothing to check
 
 Clause = frozenset[int]
 
@@ -85,11 +84,10 @@ def _chance(key: tuple[str, ...]) -> float:
 
 @dataclass
 class Triggers:
-    """Each watchlist filed under its trigger clause, and the clauses checked on waking."""
+    """Each watchlist filed under its trigger clause, or its two least likely clauses."""
 
-    postings: dict[int, list[int]]  # atom -> watchlists whose trigger holds it
-    first_checks: list[Clause]  # per watchlist: the next clause to meet (or just HELD)
-    more_checks: list[tuple[Clause, ...]]  # per watchlist: clauses to meet after that
+    postings: dict[int, list[int]]  # atom -> watchlists with one clause, which holds it
+    pairs: dict[int, dict[int, list[int]]]  # atom -> atom -> watchlists whose two clauses hold them
     always: list[int]  # watchlists that need no atom present
 
     @classmethod
@@ -102,34 +100,29 @@ class Triggers:
         def cost(clause: Clause) -> float:
             return sum(chance[atom] + atoms.uses[atom] * share for atom in clause)
 
-        triggers = cls({}, [], [], [])
+        triggers = cls({}, {}, [])
         for index, node in enumerate(nodes):
-            ranked = sorted(required_clauses(node, atoms, cost), key=cost)
-            checks = ranked[1 : 1 + MAX_CHECKS] or [frozenset({HELD})]
-            triggers.first_checks.append(checks[0])
-            triggers.more_checks.append(tuple(checks[1:]))
-            if not ranked:
+            clauses = sorted(required_clauses(node, atoms, cost), key=cost)
+            if not clauses:
                 triggers.always.append(index)
-                continue
-            for atom in ranked[0]:
-                triggers.postings.setdefault(atom, []).append(index)
+            elif len(clauses) == 1:
+                for atom in clauses[0]:
+                    triggers.postings.setdefault(atom, []).append(index)
+            else:
+                for atom in clauses[0]:
+                    seconds = triggers.pairs.setdefault(atom, {})
+                    for second in clauses[1]:
+                        seconds.setdefault(second, []).append(index)
         return triggers
 
     def candidates(self, present: set[int]) -> list[int]:
-        """The watchlists worth evaluating, in the order they were given. `present` must
-        hold HELD."""
-        woken: set[int] = set()
-        postings = self.postings
-        for atom in present:
-            woken.update(postings.get(atom, ()))
-        # Most woken watchlists fail their first check; a comprehension drops them fastest.
-        first, more = self.first_checks, self.more_checks
-        chosen = [index for index in woken if not first[index].isdisjoint(present)]
-        chosen = [index for index in chosen if not more[index] or self._meets(more[index], present)]
-        chosen += self.always
-        chosen.sort()
-        return chosen
-
-    @staticmethod
-    def _meets(clauses: tuple[Clause, ...], present: set[int]) -> bool:
-        return all(not clause.isdisjoint(present) for clause in clauses)
+        """The watchlists whose trigger clauses are met, in the order they were given."""
+        woken: set[int] = set(self.always)
+        postings, pairs = self.postings, self.pairs
+        for atom in present & postings.keys():
+            woken.update(postings[atom])
+        for atom in present & pairs.keys():
+            seconds = pairs[atom]
+            for second in seconds.keys() & present:
+                woken.update(seconds[second])
+        return sorted(woken)
