@@ -69,6 +69,7 @@ class Crawler:
         from twisted.internet import reactor
 
         self._reactor = reactor
+        self.stopped = False
         if not reactor.running:
             # The asyncio loop is already running; mark the reactor as running on top of it.
             reactor.startRunning(installSignalHandlers=False)
@@ -117,6 +118,7 @@ class Crawler:
 
     async def stop_crawls(self) -> None:
         """Ask running crawls to finish; their callers still get the items already scraped."""
+        self.stopped = True
         await self._runner.stop()
 
     async def close(self) -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from monitor.alerts.outbox import DeliveryReport, deliver_pending
 from monitor.alerts.payload import StoryContext, build_body, new_alert_id
 from monitor.crawl import Crawler
-from monitor.models import Config, PollResult, Source, StoredArticle
+from monitor.models import Config, PageResult, PollResult, Source, StoredArticle
 from monitor.rules import Document, Hit, Matcher
 from monitor.store import FETCH, MATCH, MatchRecord, NewAlert, Store, utcnow
 from monitor.stories import StoryIndex, comparable, signature
@@ -140,6 +140,11 @@ def merge_results(results: list[PollResult]) -> dict[str, PollResult]:
 async def fetch_texts(monitor: Monitor, source_names: list[str], report: CycleReport) -> None:
     waiting = monitor.store.articles_in_state(FETCH, source_names)
     pages = await monitor.crawler.fetch_pages([PageTarget(a.id, a.url) for a in waiting])
+    answered = {page.article_id for page in pages}
+    # A crawl stopped early (shutdown) leaves the rest waiting for the next cycle; a page that
+    # produced nothing at all (a spider fault) must still not hold its article back forever.
+    if not monitor.crawler.stopped:
+        pages += [PageResult(a.id, a.url, error="no response") for a in waiting if a.id not in answered]
     for page in pages:
         if page.error:
             report.pages_failed += 1

@@ -61,7 +61,11 @@ class ArticleSpider(scrapy.Spider):
             yield PageResult(target.article_id, target.url, error="not a text page")
             return
         # response.text is decoded from the header, <meta> or BOM, with latin-1 read as cp1252.
-        extracted = extract_article(response.text, response.url)
+        try:
+            extracted = extract_article(response.text, response.url)
+        except Exception as exc:  # a hostile page must not stop the others
+            yield PageResult(target.article_id, target.url, error=f"extraction failed: {exc!r}"[:300])
+            return
         if extracted is None:
             yield PageResult(target.article_id, target.url, error="no article text found")
             return

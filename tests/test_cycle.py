@@ -58,7 +58,9 @@ def test_two_cycles_alert_every_match_once_then_only_new(
     assert "articles 10 new, 5 matched" in first.stdout
 
     publish(
-        site, "/nyheter/utrikes/csto-ovning.html", "nordposten-4800",
+        site,
+        "/nyheter/utrikes/csto-ovning.html",
+        "nordposten-4800",
         "CSTO:s övning i Tadzjikistan avslutad",
         "Den ryskledda försvarsalliansen avslutade på onsdagen sin övning nära den afghanska gränsen.",
         ["Övningen samlade trupper från flera medlemsländer och pågick i fem dagar."] * 3,
@@ -85,8 +87,7 @@ def test_unchanged_feeds_cost_one_304_each_and_send_nothing(
 
     assert again.returncode == 0, again.stderr
     feeds = [(path, status) for _, path, status in site.requests if path != "/robots.txt"]
-    assert feeds == [("/rss/utrikes.xml", 304), ("/rss/inrikes.latin1.xml", 304),
-                     ("/atom/senaste.xml", 304)]
+    assert feeds == [("/rss/utrikes.xml", 304), ("/rss/inrikes.latin1.xml", 304), ("/atom/senaste.xml", 304)]
     assert len(receiver.received) == sent
     assert again.stdout.count("304    not modified") == 3
 
@@ -160,8 +161,9 @@ def test_malformed_and_failing_feeds_do_not_stop_the_cycle(
 ) -> None:
     site.write("rss/trasig.xml", b"<html><body><h1>Ingen feed h\xc3\xa4r <p>oj</body")
     site.failures["/rss/nere.xml"] = 503
-    config = write_config(tmp_path, monitor_config(
-        site, receiver, feeds=("rss/trasig.xml", "rss/nere.xml", "rss/utrikes.xml")))
+    config = write_config(
+        tmp_path, monitor_config(site, receiver, feeds=("rss/trasig.xml", "rss/nere.xml", "rss/utrikes.xml"))
+    )
 
     result = run_monitor(config, "once")
 
@@ -173,3 +175,34 @@ def test_malformed_and_failing_feeds_do_not_stop_the_cycle(
     with sqlite3.connect(tmp_path / "monitor.db") as db:
         failures = dict(db.execute("SELECT name, consecutive_failures FROM sources"))
     assert failures == {"trasig": 1, "nere": 1, "utrikes": 0}
+
+
+def test_hostile_or_missing_pages_still_alert_on_the_feed_headline(
+    tmp_path: Path, site: Site, receiver: Receiver
+) -> None:
+    items = [("/borta.html", "saknas"), ("/bild.bin", "binär"), ("/jatte.html", "jättesida")]
+    site.write("bild.bin", bytes(range(256)) * 40)
+    site.write("jatte.html", "<html><body><p>" + "Kazakstan " * 20000 + "</p></body></html>")
+    feed = "".join(
+        f"<item><title>Kazakstan: {word}</title><link>{{base}}{path}</link><guid>{word}</guid></item>"
+        for path, word in items
+    )
+    site.write(
+        "rss/fientlig.xml",
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title>{feed}</channel></rss>',
+    )
+    raw = monitor_config(site, receiver, feeds=("rss/fientlig.xml",))
+    raw["crawl"]["max_size"] = 50_000
+    config = write_config(tmp_path, raw)
+
+    result = run_monitor(config, "once")
+
+    assert result.returncode == 0, result.stderr
+    titles = sorted(json.loads(b)["article"]["title"] for b in receiver.bodies())
+    assert titles == ["Kazakstan: binär", "Kazakstan: jättesida", "Kazakstan: saknas"]
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        errors = dict(db.execute("SELECT guid, fetch_error FROM articles"))
+    errors = {guid.rsplit("/", 1)[-1]: error for guid, error in errors.items()}
+    assert errors["saknas"] == "HTTP 404", errors
+    assert errors["binär"] == "not a text page"
+    assert errors["jättesida"] and "size" in errors["jättesida"].lower()
