@@ -33,7 +33,7 @@ from monitor.models import (
 DEFAULT_INTERVAL = 600
 DEFAULT_MAX_AGE = 2 * 86400
 MIN_INTERVAL = 5
-DEFAULT_USER_AGENT = f"monitor/{__version__} (+https://github.com/monitor-news/monitor)"
+DEFAULT_USER_AGENT = f"monitor/{__version__} (news monitoring)"
 SOURCE_TYPES = ("feed", "sitemap", "page")
 NOTIFIER_TYPES = ("email", "webhook", "log")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -356,7 +356,7 @@ def _webhook(s: _Section, name: str) -> WebhookNotifier:
 
 def _crawl_settings(s: _Section, cache_dir: Path) -> CrawlSettings:
     settings = CrawlSettings(
-        user_agent=s.take("user_agent", str, DEFAULT_USER_AGENT),
+        user_agent=_user_agent(s),
         timeout=_duration(s, "timeout", 30),
         max_size=s.take("max_size", int, 10 * 1024 * 1024),
         concurrency_per_domain=s.take("concurrency_per_domain", int, 2),
@@ -367,6 +367,15 @@ def _crawl_settings(s: _Section, cache_dir: Path) -> CrawlSettings:
     )
     s.done()
     return settings
+
+
+def _user_agent(s: _Section) -> str:
+    """The project's name, and the operator's contact so a site can reach whoever runs it."""
+    contact = s.take("contact", str, None)
+    agent = s.take("user_agent", str, None)
+    if agent and contact:
+        raise s.error("contact", "give either user_agent (the whole string) or contact, not both")
+    return agent or (f"monitor/{__version__} (+{contact})" if contact else DEFAULT_USER_AGENT)
 
 
 def _check_references(

@@ -153,3 +153,10 @@ def test_source_type_specific_keys(tmp_path: Path) -> None:
     assert "sources[0].languages[0]: expected a language code" in error_for(
         tmp_path, VALID.replace("type: feed", "type: feed\n    languages: [svenska]")
     )
+
+
+def test_user_agent_names_the_project_and_the_contact(tmp_path: Path) -> None:
+    text = VALID.replace("sources:", "crawl:\n  contact: mailto:drift@example.se\nsources:")
+    config = load_config(write(tmp_path, text), {"WEBHOOK_SECRET": "s"})
+    assert config.crawl.user_agent.startswith("monitor/")
+    assert config.crawl.user_agent.endswith("(+mailto:drift@example.se)")
