@@ -16,7 +16,7 @@ from monitor.crawl import Crawler
 from monitor.models import Config, PageResult, PollResult, Source, StoredArticle
 from monitor.rules import Document, Hit, Matcher
 from monitor.store import FETCH, MATCH, MatchRecord, NewAlert, Store, utcnow
-from monitor.stories import StoryIndex, comparable, signature
+from monitor.stories import StoryIndex, comparable, is_current_signature, signature
 from spiders.article import PageTarget
 from spiders.base import SourceTarget
 
@@ -161,7 +161,14 @@ class RecentStories:
         self.index = StoryIndex()
         since = (datetime.now(UTC) - window).isoformat(timespec="seconds")
         rows = store.signatures_since(since)
-        self.index.add_stored((article_id, blob) for article_id, blob, _ in rows)
+        current = [row for row in rows if is_current_signature(row[1])]
+        if len(current) < len(rows):
+            # Written by an older version of the shingling: those articles can no longer be
+            # joined by later copies (their own alerts were sent long ago).
+            logger.warning("%d stored story signatures are of an older format and are not indexed",
+                           len(rows) - len(current))
+        self.index.add_stored((article_id, blob) for article_id, blob, _ in current)
+        rows = current
         self.added: deque[tuple[str, int]] = deque((seen, article_id) for article_id, _, seen in rows)
 
     def find_or_add(self, article_id: int, first_seen: str, text: str) -> tuple[int | None, bytes]:

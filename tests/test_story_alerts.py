@@ -128,3 +128,22 @@ def test_backtest_counts_stories_not_copies(tmp_path: Path, site: Site) -> None:
     assert result.stdout.splitlines()[-1] == (
         "3 stories (6 articles) would have alerted (since 30d; nothing was sent)"
     )
+
+
+def test_story_index_survives_a_restart(tmp_path: Path, site: Site, receiver: Receiver) -> None:
+    """A copy arriving after a restart still joins the story alerted before it."""
+    wire = articles("tt-kazakstan-regeringen-avgar")
+    page(site, "/svd/a.html", wire[0])
+    feed(site, "svd", [(wire[0]["title"], "/svd/a.html", "svd-1")])
+    page(site, "/gp/b.html", wire[1])
+    feed(site, "gp", [])
+    config = write_config(
+        tmp_path, monitor_config(site, receiver, feeds=("feeds/svd.xml", "feeds/gp.xml"), query="kazak*")
+    )
+    assert run_monitor(config, "once").returncode == 0
+    assert len(receiver.received) == 1
+
+    feed(site, "gp", [(wire[1]["title"], "/gp/b.html", "gp-1")])
+    assert run_monitor(config, "once").returncode == 0
+
+    assert len(receiver.received) == 1, "the copy joined the stored story: no second alert"
