@@ -10,6 +10,7 @@ import scrapy
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from monitor.errors import FetchError
 from monitor.models import Entry, PollResult
 
 # 304 and errors reach the callback so they can be reported; redirects are still followed.
@@ -67,7 +68,7 @@ class SourceSpider(scrapy.Spider):
                     yield found
                 else:
                     entries.append(found)
-        except ValueError as exc:
+        except FetchError as exc:
             yield PollResult(target.source, 200, error=str(exc), part=part)
             return
         yield PollResult(target.source, 200, tuple(entries), header(response, b"ETag"),

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 from scrapy.http import Response
 
-from monitor.errors import FetchError
 from monitor.feeds import parse_feed
 from monitor.models import Entry
 from spiders.base import SourceSpider, SourceTarget
@@ -18,7 +17,4 @@ class FeedSpider(SourceSpider):
 
     def entries(self, response: Response, target: SourceTarget) -> Iterator[Entry]:
         content_type = response.headers.get("Content-Type", b"").decode("latin-1") or None
-        try:
-            yield from parse_feed(response.body, response.url, content_type)
-        except FetchError as exc:
-            raise ValueError(str(exc)) from None
+        yield from parse_feed(response.body, response.url, content_type)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from scrapy.http import Response, TextResponse
 from scrapy.linkextractors import LinkExtractor
 
+from monitor.errors import FetchError
 from monitor.models import Entry
 from monitor.normalize import clean_text
 from spiders.base import SourceSpider, SourceTarget
@@ -26,7 +27,7 @@ class ListingSpider(SourceSpider):
 
     def entries(self, response: Response, target: SourceTarget) -> Iterator[Entry]:
         if not isinstance(response, TextResponse):
-            raise ValueError("not an HTML page")
+            raise FetchError("not an HTML page")
         host = urlsplit(response.url).netloc  # LinkExtractor compares host and port together
         if target.follow:
             extractor = LinkExtractor(restrict_css=target.follow, allow_domains=[host])

@@ -13,6 +13,7 @@ from scrapy.http import Response
 from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 
+from monitor.errors import FetchError
 from monitor.models import Entry
 from spiders.base import SourceSpider, SourceTarget
 
@@ -61,7 +62,7 @@ class SitemapSpider(SourceSpider):
         try:
             sitemap = NewsSitemap(body)
         except Exception as exc:  # lxml raises several types on garbage
-            raise ValueError(f"not a sitemap: {exc}") from None
+            raise FetchError(f"not a sitemap: {exc}") from None
         oldest = datetime.now(UTC) - timedelta(seconds=target.max_age)
         if sitemap.type == "sitemapindex":
             for child in sitemap:
@@ -74,7 +75,7 @@ class SitemapSpider(SourceSpider):
                     yield Entry(url=item["loc"], guid=None, title=item.get("news_title", ""),
                                 summary="", published=_iso(published))
         else:
-            raise ValueError(f"not a sitemap: root element <{sitemap.type}>")
+            raise FetchError(f"not a sitemap: root element <{sitemap.type}>")
 
 
 def _is_robots(url: str) -> bool:
