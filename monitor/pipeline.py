@@ -213,7 +213,11 @@ def match_articles(monitor: Monitor, source_names: list[str], report: CycleRepor
             continue
         hits = {name: hit for name, hit in monitor.matcher.match(document(article)).items()
                 if wanted_language(article.lang, watchlists[name].languages)}
+        if not hits:
+            monitor.store.save_matches(article.id, [], [])
+            continue
         created = utcnow()
+        # Story lookups only for the few articles that matched: this loop sees every article.
         story_id, context = _story_context(monitor.store, article)
         already = monitor.store.alerted_watchlists(story_id) if story_id else set()
         records, alerts = [], []
@@ -223,7 +227,7 @@ def match_articles(monitor: Monitor, source_names: list[str], report: CycleRepor
                 alerts += [_alert(hit, notifier, article, created, context)
                            for notifier in watchlists[hit.watchlist].notify]
         report.alerts_created += monitor.store.save_matches(article.id, records, alerts, story_id)
-        report.matched_articles += bool(hits)
+        report.matched_articles += 1
 
 
 def _story_context(store: Store, article: StoredArticle) -> tuple[int | None, StoryContext]:

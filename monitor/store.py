@@ -184,22 +184,22 @@ class Store:
         )
         return (_article(row) for row in rows)
 
-    def save_page(self, page: PageResult) -> bool:
+    def save_page(self, page: PageResult) -> None:
         """The page's main text (or why there is none); the article moves on to matching either
         way, so a page that cannot be read never holds back an alert on its headline.
 
         When the page names a canonical URL that another stored article already has, this one is
-        a copy under another URL: it is recorded as such and not matched. Returns False then."""
+        a copy under another URL: it is recorded as such and not matched."""
         with self.db.atomic():
             row = self.db.execute(
                 "SELECT title, summary, url FROM articles WHERE id = ?", [page.article_id]
             ).fetchone()
             if row is None:
-                return False
+                return
             if page.canonical_url and not page.error and self._join_canonical(
                 page.article_id, row[2], canonical_url(page.canonical_url)
             ):
-                return False
+                return
             title = row[0] or page.title or ""
             text = page.text or ""
             self.db.execute(
@@ -209,7 +209,6 @@ class Store:
                 [title, text, page.author, page.lang, page.published,
                  content_hash(title, text or row[1]), page.error, MATCH, page.article_id],
             )
-        return True
 
     def _join_canonical(self, article_id: int, url: str, canonical: str) -> bool:
         if canonical == url:
