@@ -207,7 +207,7 @@ def _near(left: Evaluator, right: Evaluator, distance: int) -> Evaluator:
         others = right(facts, fields)
         if not others:
             return None
-        pairs: list[Item] = list(close_pairs(_spans(facts, ones), _spans(facts, others), distance))
+        pairs: list[Item] = close_pairs(_spans(facts, ones), _spans(facts, others), distance)
         return pairs or None
 
     return evaluate
@@ -225,20 +225,26 @@ def _spans(facts: Facts, items: list[Item]) -> Spans:
 
 def close_pairs(ones: Spans, others: Spans, distance: int) -> Spans:
     """The spans of either list that lie within `distance` words of a span of the other."""
-    others = sorted(set(others))
+    ones, others = sorted(set(ones)), sorted(set(others))
+    return _near_to(ones, others, distance) + _near_to(others, ones, distance)
+
+
+def _near_to(spans: Spans, others: Spans, distance: int) -> Spans:
+    """The spans within `distance` words of some span of `others` (sorted)."""
     starts = [start for start, _ in others]
-    longest = max(end - start for start, end in others)
-    near_ones: Spans = []
-    near_others: set[Span] = set()
-    for one_start, one_end in set(ones):
-        low = bisect_left(starts, one_start - distance - longest)
-        high = bisect_right(starts, one_end + distance)
-        partners = [
-            other
-            for other in others[low:high]
-            if other[0] - one_end <= distance and one_start - other[1] <= distance
+    longest = max([end - start for start, end in others])
+    if not longest:
+        # Single words on the other side: a span is near one exactly when one starts in
+        # [start - distance, end + distance].
+        return [
+            (start, end)
+            for start, end in spans
+            if bisect_left(starts, start - distance) < bisect_right(starts, end + distance)
         ]
-        if partners:
-            near_ones.append((one_start, one_end))
-            near_others.update(partners)
-    return near_ones + sorted(near_others)
+    near = []
+    for start, end in spans:
+        low = bisect_left(starts, start - distance - longest)
+        high = bisect_right(starts, end + distance)
+        if any(other_end >= start - distance for _, other_end in others[low:high]):
+            near.append((start, end))
+    return near

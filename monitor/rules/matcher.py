@@ -11,9 +11,10 @@ the article and its hits, not with the number of watchlists.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from itertools import chain
+from itertools import accumulate, chain
 
 from monitor.errors import QueryError
 from monitor.rules.boolean import Could, compile_boolean
@@ -31,7 +32,7 @@ from monitor.rules.nodes import Meta
 from monitor.rules.parser import parse_query
 from monitor.rules.planner import Triggers
 from monitor.rules.snippet import Window, make_snippet
-from monitor.rules.text import WORD_RE, fold, nfc, split_words, stem
+from monitor.rules.text import fold, nfc, split_parts, stem
 
 TOKEN_CACHE_SIZE = 300_000
 _INDEX = (1 << FIELD_SHIFT) - 1  # the word-index part of a position
@@ -101,13 +102,17 @@ class Matcher:
     def match(self, doc: Document) -> dict[str, Hit]:
         """The watchlists that match `doc`, by name, in the order they were given."""
         article = _Article(doc)
-        article.note_atoms(self._token_atoms(article.distinct_tokens()))
-        article.present |= self._metas.true_for(doc)
-        present = article.present
-        coulds, flat_words = self._coulds, self._flat_words
+        present = article.note_atoms(self._token_atoms(article.distinct_tokens()))
+        present |= self._metas.true_for(doc)
+        coulds, flat_words, vetoes = self._coulds, self._flat_words, self._triggers.vetoes
         hits = {}
         # Presence alone rules out most woken watchlists, and settles the flat ones.
-        for index in [index for index in self._triggers.candidates(present) if coulds[index](present)]:
+        woken = [
+            index
+            for index in self._triggers.candidates(present)
+            if (present.isdisjoint(vetoes[index]) if vetoes[index] is not None else coulds[index](present))
+        ]
+        for index in woken:
             name = self._names[index]
             words = flat_words[index]
             if words is not None:
@@ -217,26 +222,28 @@ class _Article:
 
     def __init__(self, doc: Document) -> None:
         self.fields = (nfc(doc.title), nfc(doc.summary), nfc(doc.text))
-        self.tokens = [split_words(field) for field in self.fields]
+        self._parts = [split_parts(field) for field in self.fields]
+        self.tokens = [parts[1::2] for parts in self._parts]
         self.present: set[int] = set()
-        self.atom_tokens: dict[int, list[str]] = {}  # atom -> the article's words for it
+        self._token_atoms: dict[str, tuple[int, ...]] = {}  # the words that stand for atoms
+        self._atom_tokens: dict[int, list[str]] | None = None
         self._by_token: dict[str, list[int]] | None = None
         self._positions: dict[int, list[int]] = {}
         self._spans: dict[int, Spans] = {}
         self._position_sets: dict[int, set[int]] = {}
         self._firsts: dict[str, int] | None = None
+        self._offsets: list[tuple[list[int], list[int]] | None] = [None, None, None]
         self._windows: dict[Span, _SnippetWindow] = {}
-        self._written_spans: dict[Span, str] = {}
 
     def distinct_tokens(self) -> set[str]:
         title, summary, text = self.tokens
         return set(text).union(title, summary)
 
-    def note_atoms(self, token_atoms: dict[str, tuple[int, ...]]) -> None:
-        for token, atoms in token_atoms.items():
-            for atom in atoms:
-                self.atom_tokens.setdefault(atom, []).append(token)
-        self.present.update(self.atom_tokens)
+    def note_atoms(self, token_atoms: dict[str, tuple[int, ...]]) -> set[int]:
+        """Takes the atoms each word stands for; returns the atoms present."""
+        self._token_atoms = token_atoms
+        self.present = set().union(*token_atoms.values())
+        return self.present
 
     # --- what evaluators ask ---
 
@@ -256,7 +263,7 @@ class _Article:
         """Where the atom occurs, in reading order."""
         positions = self._positions.get(atom)
         if positions is None:
-            tokens = self.atom_tokens.get(atom, ())
+            tokens = self._tokens_of().get(atom, ())
             by_token = self._token_positions()
             if len(tokens) == 1:
                 positions = by_token[tokens[0]]
@@ -265,10 +272,19 @@ class _Article:
             self._positions[atom] = positions
         return positions
 
+    def _tokens_of(self) -> dict[int, list[str]]:
+        """The article's words for each atom present."""
+        if self._atom_tokens is None:
+            self._atom_tokens = {}
+            for token, atoms in self._token_atoms.items():
+                for atom in atoms:
+                    self._atom_tokens.setdefault(atom, []).append(token)
+        return self._atom_tokens
+
     def _token_positions(self) -> dict[str, list[int]]:
         """Where each word that stands for some atom occurs."""
         if self._by_token is None:
-            found: dict[str, list[int]] = {t: [] for ts in self.atom_tokens.values() for t in ts}
+            found: dict[str, list[int]] = {token: [] for token in self._token_atoms}
             for field, tokens in enumerate(self.tokens):
                 base = field << FIELD_SHIFT
                 # A comprehension sifts the few wanted words out of hundreds fastest.
@@ -286,7 +302,7 @@ class _Article:
             text = next((f for f in (self.fields[1], self.fields[2], self.fields[0]) if f.strip()), "")
             snippet, snippet_spans = make_snippet(text, [])
             return Hit(watchlist, (), snippet, snippet_spans)
-        atom_tokens = self.atom_tokens
+        atom_tokens = self._tokens_of()
         tokens = {token for atom in atoms for token in atom_tokens[atom]}
         first_places = self._first_places()
         if not spans:
@@ -300,9 +316,12 @@ class _Article:
         places.sort()
         words = tuple(dict.fromkeys([place[2] for place in places]))
         window = self._window(places[0][:2])
-        low, high, starts, ends = window.low, window.high, window.starts, window.ends
+        low, high = window.low, window.high
+        starts, ends = self._field_offsets(window.field)
         span_marks = window.text.place(
-            (starts[start - low], ends[end - low]) for start, end in spans if low <= start and end < high
+            (starts[start & _INDEX], ends[end & _INDEX])
+            for start, end in spans
+            if low <= start and end < high
         )
         word_marks = [mark for token, mark in window.marks if token in tokens]
         return Hit(watchlist, words, window.text.line, _merge_marks(word_marks, span_marks))
@@ -322,60 +341,38 @@ class _Article:
 
     def _new_window(self, first: Span) -> _SnippetWindow:
         field = first[0] >> FIELD_SHIFT
-        text = self.fields[field]
-        hit_start, hit_end = self._char_span(*first)
-        window = Window.around(text, (hit_start, hit_end))
-        # A window starts and ends at white space (or the ends of the text), so the regex
-        # finds exactly the whole words inside it.
-        low = first[0] - len(WORD_RE.findall(text, window.start, hit_start))
-        inside = list(WORD_RE.finditer(text, window.start, window.end))
-        starts, ends = [m.start() for m in inside], [m.end() for m in inside]
+        starts, ends = self._field_offsets(field)
+        first_word, last_word = first[0] & _INDEX, first[1] & _INDEX
+        window = Window.around(self.fields[field], (starts[first_word], ends[last_word]))
+        # A window starts and ends at white space (or the ends of the text): the words that
+        # start inside it lie wholly inside it.
+        low = bisect_left(starts, window.start, 0, first_word)
+        high = bisect_left(starts, window.end, last_word)
         # The atom words inside, with their marks in the snippet line, in reading order.
-        by_token = self._token_positions()
-        atom_words = [(m.group(), (m.start(), m.end())) for m in inside if m.group() in by_token]
-        placed = window.place(mark for _, mark in atom_words)
-        marks = list(zip([token for token, _ in atom_words], placed, strict=True))
-        return _SnippetWindow(field, window, low, low + len(inside), starts, ends, marks)
+        tokens, wanted = self.tokens[field], self._token_atoms
+        inside = [index for index in range(low, high) if tokens[index] in wanted]
+        placed = window.place([(starts[index], ends[index]) for index in inside])
+        marks = list(zip([tokens[index] for index in inside], placed, strict=True))
+        base = field << FIELD_SHIFT
+        return _SnippetWindow(field, window, base + low, base + high, marks)
+
+    def _field_offsets(self, field: int) -> tuple[list[int], list[int]]:
+        """Where each word of a field starts and ends in its text."""
+        offsets = self._offsets[field]
+        if offsets is None:
+            # The parts take turns, separator then word: running sums of their lengths
+            # are the words' starts and ends, taking turns too.
+            sums = list(accumulate(map(len, self._parts[field])))
+            offsets = self._offsets[field] = (sums[0:-1:2], sums[1::2])
+        return offsets
 
     def _written(self, start: int, end: int) -> str:
         """The words from position `start` to `end` as the article has them, on one line."""
-        if start == end:
-            return self.tokens[start >> FIELD_SHIFT][start & _INDEX]
-        written = self._written_spans.get((start, end))
-        if written is None:
-            text_start, text_end = self._char_span(start, end)
-            text = self.fields[start >> FIELD_SHIFT][text_start:text_end]
-            written = self._written_spans[(start, end)] = " ".join(text.split())
-        return written
-
-    def _char_span(self, start: int, end: int) -> Span:
-        """Where in its field's text the words from position `start` to `end` are: found by
-        searching, since working out every word's offset costs more than all the rest."""
         field = start >> FIELD_SHIFT
-        tokens, text = self.tokens[field], self.fields[field]
-        first = start & _INDEX
-        word = tokens[first]
-        text_start = _nth_word(text, word, tokens[:first].count(word))
-        text_end = text_start + len(word)
-        # Only separators lie between two words, so each next word is the next one found.
-        for index in range(first + 1, (end & _INDEX) + 1):
-            text_end = text.find(tokens[index], text_end) + len(tokens[index])
-        return text_start, text_end
-
-
-def _nth_word(text: str, word: str, nth: int) -> int:
-    """Where the `nth` (from 0) whole-word occurrence of `word` starts in `text`."""
-    at = text.find(word)
-    while at >= 0:
-        end = at + len(word)
-        if (at == 0 or not text[at - 1].isalnum()) and (end == len(text) or not text[end].isalnum()):
-            if not nth:
-                return at
-            nth -= 1
-            at = text.find(word, end)
-        else:
-            at = text.find(word, at + 1)
-    raise ValueError(f"the text has fewer than {nth + 1} more of the word {word!r}")
+        if start == end:
+            return self.tokens[field][start & _INDEX]
+        starts, ends = self._field_offsets(field)
+        return " ".join(self.fields[field][starts[start & _INDEX] : ends[end & _INDEX]].split())
 
 
 def _merge_marks(word_marks: list[Span], span_marks: tuple[Span, ...]) -> tuple[Span, ...]:
@@ -395,6 +392,4 @@ class _SnippetWindow:
     text: Window
     low: int  # positions [low, high) are inside the window
     high: int
-    starts: list[int]  # where the words inside start and end in the field's text
-    ends: list[int]
     marks: list[tuple[str, Span]]  # the words inside that stand for atoms, marked in the line

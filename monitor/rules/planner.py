@@ -2,11 +2,17 @@
 
 A query names words that must be present for it to be true: `a AND (b OR c)` needs `a`, and
 `b` or `c`. Each such need is a clause: a set of atoms, one of which must be present. Every
-watchlist is filed under one clause, its trigger, chosen to be the least likely to be met,
-so that common words wake few watchlists; one with a second clause is filed under pairs of
-atoms, one from each, and wakes only when both are present. The matcher then tests each woken
-watchlist on the presence of all its words at once (boolean.py). Queries that need nothing
-present (`NOT x`) run every time.
+watchlist keeps its (up to) `SLOTS` least likely clauses, one per slot. For each atom and
+slot there is a bit mask over all watchlists: bit w is set when the atom is in watchlist w's
+clause of that slot. An article's present atoms OR their masks together slot by slot; the
+watchlists whose bits survive the AND of all slots have every kept clause met. The work per
+article is a few big-integer operations per atom it holds, whatever the number of
+watchlists.
+
+When those clauses and the words under top-level NOTs (vetoes) say all there is to a query
+(an AND of words, OR-groups of words and NOT-ed words), presence decides it with one set
+test; the others are tested on the presence of all their words (boolean.py). Queries that
+need nothing present (`NOT x`) are always candidates.
 """
 
 from __future__ import annotations
@@ -15,11 +21,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from monitor.rules.compiler import Atoms
-from monitor.rules.nodes import And, Meta, Near, Node, Or, Phrase, Scope, Term
+from monitor.rules.nodes import And, Meta, Near, Node, Not, Or, Phrase, Scope, Term
 from monitor.rules.text import stem
 
 Clause = frozenset[int]
+SLOTS = 4
 
 # The most frequent Swedish (and a few English) words: present in nearly every article, so
 # the worst triggers, e.g. the "för" of "Organisationen för kollektiv säkerhet".
@@ -69,6 +78,45 @@ def _required(node: Node, atoms: Atoms, cost: Callable[[Clause], float]) -> list
     return []  # NOT needs nothing present
 
 
+def vetoes(node: Node, atoms: Atoms) -> frozenset[int]:
+    """Atoms whose presence alone makes `node` false: the words and metadata tests of its
+    top-level NOTs (`a NOT (b OR c)` is false wherever b or c is)."""
+    vetoed: set[int] = set()
+    for part in _conjuncts(node):
+        if isinstance(part, Not) and _is_word_group(part.child):
+            vetoed.update(atoms.find(leaf) for leaf in _leaves(part.child))
+    return frozenset(vetoed)
+
+
+def decided_by_presence(node: Node, clauses: list[Clause]) -> bool:
+    """Whether the clauses (all kept) and vetoes of `node` are exactly its truth: an AND of
+    words, OR-groups of words, and NOTs of those."""
+    if len(clauses) > SLOTS:
+        return False
+    return all(
+        _is_word_group(part) or (isinstance(part, Not) and _is_word_group(part.child))
+        for part in _conjuncts(node)
+    )
+
+
+def _conjuncts(node: Node) -> tuple[Node, ...]:
+    return node.children if isinstance(node, And) else (node,)
+
+
+def _is_word_group(node: Node) -> bool:
+    """A word or metadata test in all fields, or an OR of them."""
+    if isinstance(node, Or):
+        return all(_is_word_group(child) for child in node.children)
+    return isinstance(node, Term | Meta)
+
+
+def _leaves(node: Node) -> list[Term | Meta]:
+    if isinstance(node, Or):
+        return [leaf for child in node.children for leaf in _leaves(child)]
+    assert isinstance(node, Term | Meta)
+    return [node]
+
+
 def _chance(key: tuple[str, ...]) -> float:
     """A rough guess at how likely an article is to hold the atom with this key."""
     kind, text = key[0], key[1]
@@ -84,11 +132,14 @@ def _chance(key: tuple[str, ...]) -> float:
 
 @dataclass
 class Triggers:
-    """Each watchlist filed under its trigger clause, or its two least likely clauses."""
+    """Per atom, the bit masks of the watchlists whose kept clauses hold it."""
 
-    postings: dict[int, list[int]]  # atom -> watchlists with one clause, which holds it
-    pairs: dict[int, dict[int, list[int]]]  # atom -> atom -> watchlists whose two clauses hold them
-    always: list[int]  # watchlists that need no atom present
+    count: int  # watchlists
+    masks: dict[int, tuple[tuple[int, int], ...]]  # atom -> (slot, mask) pairs
+    unused: list[int]  # slot -> mask of the watchlists with fewer clauses than slots
+    # By watchlist: the atoms that make it false, when presence alone decides it (a woken
+    # watchlist is then true exactly when none of them is present); else None.
+    vetoes: list[frozenset[int] | None]
 
     @classmethod
     def plan(cls, nodes: list[Node], atoms: Atoms) -> Triggers:
@@ -100,29 +151,36 @@ class Triggers:
         def cost(clause: Clause) -> float:
             return sum(chance[atom] + atoms.uses[atom] * share for atom in clause)
 
-        triggers = cls({}, {}, [])
+        slots: dict[int, list[int]] = {}
+        unused = [0] * SLOTS
+        vetoed: list[frozenset[int] | None] = []
         for index, node in enumerate(nodes):
+            bit = 1 << index
             clauses = sorted(required_clauses(node, atoms, cost), key=cost)
-            if not clauses:
-                triggers.always.append(index)
-            elif len(clauses) == 1:
-                for atom in clauses[0]:
-                    triggers.postings.setdefault(atom, []).append(index)
-            else:
-                for atom in clauses[0]:
-                    seconds = triggers.pairs.setdefault(atom, {})
-                    for second in clauses[1]:
-                        seconds.setdefault(second, []).append(index)
-        return triggers
+            vetoed.append(vetoes(node, atoms) if decided_by_presence(node, clauses) else None)
+            for slot in range(len(clauses), SLOTS):
+                unused[slot] |= bit
+            for slot, clause in enumerate(clauses[:SLOTS]):
+                for atom in clause:
+                    slots.setdefault(atom, [0] * SLOTS)[slot] |= bit
+        masks = {atom: tuple((s, m) for s, m in enumerate(by_slot) if m) for atom, by_slot in slots.items()}
+        return cls(len(nodes), masks, unused, vetoed)
 
     def candidates(self, present: set[int]) -> list[int]:
-        """The watchlists whose trigger clauses are met, in the order they were given."""
-        woken: set[int] = set(self.always)
-        postings, pairs = self.postings, self.pairs
-        for atom in present & postings.keys():
-            woken.update(postings[atom])
-        for atom in present & pairs.keys():
-            seconds = pairs[atom]
-            for second in seconds.keys() & present:
-                woken.update(seconds[second])
-        return sorted(woken)
+        """The watchlists whose kept clauses are all met, in the order they were given."""
+        met = list(self.unused)
+        masks = self.masks
+        for atom in present & masks.keys():
+            for slot, mask in masks[atom]:
+                met[slot] |= mask
+        woken = met[0]
+        for slot in range(1, SLOTS):
+            woken &= met[slot]
+        return _set_bits(woken, self.count)
+
+
+def _set_bits(bits: int, count: int) -> list[int]:
+    if not bits:
+        return []
+    packed = np.frombuffer(bits.to_bytes((count + 7) // 8, "little"), np.uint8)
+    return np.flatnonzero(np.unpackbits(packed, bitorder="little")).tolist()

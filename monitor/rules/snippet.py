@@ -11,6 +11,7 @@ SNIPPET_WIDTH = 200
 ELLIPSIS = "…"
 
 _SPACE = re.compile(r"\s")
+_NON_SPACE = re.compile(r"\S")
 _SPACE_RUN = re.compile(r"\s{2,}|[^\S ]")  # what collapsing to single spaces changes
 _CONTEXT_BEFORE = SNIPPET_WIDTH // 3
 
@@ -57,23 +58,26 @@ class Window:
         start += len(piece) - len(stripped)
         piece = stripped.rstrip()
         end = start + len(piece)
-        prefix = ELLIPSIS if text[:start].strip() else ""
-        suffix = ELLIPSIS if text[end:].strip() else ""
+        # Searching from the cut finds the nearest other word at once, without copying.
+        prefix = ELLIPSIS if start and _NON_SPACE.search(text, 0, start) else ""
+        suffix = ELLIPSIS if _NON_SPACE.search(text, end) else ""
         run_ends, removed, total = [], [], 0
-        for run in _SPACE_RUN.finditer(piece):
-            total += run.end() - run.start() - 1
-            run_ends.append(run.end())
-            removed.append(total)
-        line = _SPACE_RUN.sub(" ", piece) if run_ends else piece
-        return cls(start, end, prefix + line + suffix, len(prefix), run_ends, removed)
+        if _SPACE_RUN.search(piece):
+            for run in _SPACE_RUN.finditer(piece):
+                total += run.end() - run.start() - 1
+                run_ends.append(run.end())
+                removed.append(total)
+            piece = _SPACE_RUN.sub(" ", piece)
+        return cls(start, end, prefix + piece + suffix, len(prefix), run_ends, removed)
 
     def place(self, hits: Iterable[Span]) -> tuple[Span, ...]:
         """The hits inside the window, as [start, end) offsets in `line`, overlaps merged."""
-        return _merge(
-            (self._move(start), self._move(end))
-            for start, end in hits
-            if self.start <= start and end <= self.end
-        )
+        start, end = self.start, self.end
+        inside = [(first, last) for first, last in hits if start <= first and last <= end]
+        if self.run_ends:
+            return _merge([(self._move(first), self._move(last)) for first, last in inside])
+        shift = self.shift - start
+        return _merge([(first + shift, last + shift) for first, last in inside])
 
     def _move(self, offset: int) -> int:
         offset -= self.start
