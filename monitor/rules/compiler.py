@@ -36,6 +36,8 @@ class Facts(Protocol):
 
     def spans(self, atom: int) -> Spans: ...
 
+    def places(self, atom: int) -> list[int]: ...  # positions in reading order
+
     def positions(self, atom: int) -> set[int]: ...
 
 
@@ -134,20 +136,18 @@ def _any_term(words: tuple[int, ...]) -> Evaluator:
 
 
 def _phrase(parts: list[int]) -> Evaluator:
-    first, rest, last = parts[0], parts[1:], len(parts) - 1
+    first, rest, last, needed = parts[0], tuple(enumerate(parts[1:], 1)), len(parts) - 1, frozenset(parts)
 
     def evaluate(facts: Facts, fields: int) -> Found:
-        present = facts.present
-        if not all(atom in present for atom in parts):
+        if not facts.present.issuperset(needed):
             return None
-        starts = facts.spans(first)
-        following = [facts.positions(atom) for atom in rest]
-        found: list[Item] = [
-            (start, start + last)
-            for start, _ in starts
-            if (fields >> (start >> FIELD_SHIFT)) & 1
-            and all(start + step in positions for step, positions in enumerate(following, 1))
-        ]
+        starts = facts.places(first)
+        for step, atom in rest:
+            following = facts.positions(atom)
+            starts = [start for start in starts if start + step in following]
+        if fields != ALL_FIELDS:
+            starts = [start for start in starts if (fields >> (start >> FIELD_SHIFT)) & 1]
+        found: list[Item] = [(start, start + last) for start in starts]
         return found or None
 
     return evaluate

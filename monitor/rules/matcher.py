@@ -31,7 +31,7 @@ from monitor.rules.globs import GlobIndex, glob_regex
 from monitor.rules.nodes import Meta
 from monitor.rules.parser import parse_query
 from monitor.rules.planner import Triggers
-from monitor.rules.snippet import Window, make_snippet
+from monitor.rules.snippet import SNIPPET_WIDTH, Window, make_snippet
 from monitor.rules.text import fold, nfc, split_parts, stem
 
 TOKEN_CACHE_SIZE = 300_000
@@ -233,7 +233,7 @@ class _Article:
         self._position_sets: dict[int, set[int]] = {}
         self._firsts: dict[str, int] | None = None
         self._offsets: list[tuple[list[int], list[int]] | None] = [None, None, None]
-        self._windows: dict[Span, _SnippetWindow] = {}
+        self._windows: dict[Span | int, _SnippetWindow] = {}
 
     def distinct_tokens(self) -> set[str]:
         title, summary, text = self.tokens
@@ -250,16 +250,16 @@ class _Article:
     def spans(self, atom: int) -> Spans:
         spans = self._spans.get(atom)
         if spans is None:
-            spans = self._spans[atom] = [(p, p) for p in self._atom_positions(atom)]
+            spans = self._spans[atom] = [(p, p) for p in self.places(atom)]
         return spans
 
     def positions(self, atom: int) -> set[int]:
         positions = self._position_sets.get(atom)
         if positions is None:
-            positions = self._position_sets[atom] = set(self._atom_positions(atom))
+            positions = self._position_sets[atom] = set(self.places(atom))
         return positions
 
-    def _atom_positions(self, atom: int) -> list[int]:
+    def places(self, atom: int) -> list[int]:
         """Where the atom occurs, in reading order."""
         positions = self._positions.get(atom)
         if positions is None:
@@ -333,10 +333,13 @@ class _Article:
         return self._firsts
 
     def _window(self, first: Span) -> _SnippetWindow:
-        """The snippet around a first hit, shared by every watchlist with the same first hit."""
-        window = self._windows.get(first)
+        """The snippet around a first hit, shared by every watchlist with the same first hit,
+        or in the same short field (shown whole wherever the hit is)."""
+        field = first[0] >> FIELD_SHIFT
+        key = field if len(self.fields[field]) <= SNIPPET_WIDTH else first
+        window = self._windows.get(key)
         if window is None:
-            window = self._windows[first] = self._new_window(first)
+            window = self._windows[key] = self._new_window(first)
         return window
 
     def _new_window(self, first: Span) -> _SnippetWindow:
@@ -351,6 +354,7 @@ class _Article:
         # The atom words inside, with their marks in the snippet line, in reading order.
         tokens, wanted = self.tokens[field], self._token_atoms
         inside = [index for index in range(low, high) if tokens[index] in wanted]
+        # Words never overlap: each keeps its own mark.
         placed = window.place([(starts[index], ends[index]) for index in inside])
         marks = list(zip([tokens[index] for index in inside], placed, strict=True))
         base = field << FIELD_SHIFT

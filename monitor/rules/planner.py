@@ -132,11 +132,11 @@ def _chance(key: tuple[str, ...]) -> float:
 
 @dataclass
 class Triggers:
-    """Per atom, the bit masks of the watchlists whose kept clauses hold it."""
+    """For each atom and slot, the bit mask of the watchlists whose kept clause holds it."""
 
     count: int  # watchlists
-    masks: dict[int, tuple[tuple[int, int], ...]]  # atom -> (slot, mask) pairs
-    unused: list[int]  # slot -> mask of the watchlists with fewer clauses than slots
+    masks: np.ndarray  # [atom, slot, word]: 64 watchlists to a word
+    unused: np.ndarray  # [slot, word]: the watchlists with fewer clauses than slots
     # By watchlist: the atoms that make it false, when presence alone decides it (a woken
     # watchlist is then true exactly when none of them is present); else None.
     vetoes: list[frozenset[int] | None]
@@ -151,7 +151,7 @@ class Triggers:
         def cost(clause: Clause) -> float:
             return sum(chance[atom] + atoms.uses[atom] * share for atom in clause)
 
-        slots: dict[int, list[int]] = {}
+        slots: dict[tuple[int, int], int] = {}  # (atom, slot) -> mask, as a big integer
         unused = [0] * SLOTS
         vetoed: list[frozenset[int] | None] = []
         for index, node in enumerate(nodes):
@@ -162,25 +162,21 @@ class Triggers:
                 unused[slot] |= bit
             for slot, clause in enumerate(clauses[:SLOTS]):
                 for atom in clause:
-                    slots.setdefault(atom, [0] * SLOTS)[slot] |= bit
-        masks = {atom: tuple((s, m) for s, m in enumerate(by_slot) if m) for atom, by_slot in slots.items()}
-        return cls(len(nodes), masks, unused, vetoed)
+                    slots[atom, slot] = slots.get((atom, slot), 0) | bit
+        words = (len(nodes) + 63) // 64
+        masks = np.zeros((len(atoms.keys), SLOTS, words), "<u8")
+        for (atom, slot), mask in slots.items():
+            masks[atom, slot] = _words(mask, words)
+        return cls(len(nodes), masks, np.stack([_words(mask, words) for mask in unused]), vetoed)
 
     def candidates(self, present: set[int]) -> list[int]:
         """The watchlists whose kept clauses are all met, in the order they were given."""
-        met = list(self.unused)
-        masks = self.masks
-        for atom in present & masks.keys():
-            for slot, mask in masks[atom]:
-                met[slot] |= mask
-        woken = met[0]
-        for slot in range(1, SLOTS):
-            woken &= met[slot]
-        return _set_bits(woken, self.count)
+        held = np.fromiter(present, np.intp, len(present))
+        met = np.bitwise_or.reduce(self.masks[held], axis=0) | self.unused
+        woken = np.bitwise_and.reduce(met, axis=0)
+        bits = np.unpackbits(woken.view(np.uint8), bitorder="little")
+        return np.flatnonzero(bits[: self.count]).tolist()
 
 
-def _set_bits(bits: int, count: int) -> list[int]:
-    if not bits:
-        return []
-    packed = np.frombuffer(bits.to_bytes((count + 7) // 8, "little"), np.uint8)
-    return np.flatnonzero(np.unpackbits(packed, bitorder="little")).tolist()
+def _words(mask: int, count: int) -> np.ndarray:
+    return np.frombuffer(mask.to_bytes(count * 8, "little"), "<u8")
