@@ -311,18 +311,21 @@ class _Article:
             window = self._window((firsts[0][0], firsts[0][0]))
             marks = tuple([mark for token, mark in window.marks if token in tokens])
             return Hit(watchlist, tuple([token for _, token in firsts]), window.text.line, marks)
+        words_of = self.tokens
         places = [(first_places[token], first_places[token], token) for token in tokens]
-        places += [(start, end, self._written(start, end)) for start, end in spans]
+        places += [(start, end, self._written(start, end)) for start, end in spans if start < end]
+        places += [
+            (start, end, words_of[start >> FIELD_SHIFT][start & _INDEX])
+            for start, end in spans
+            if start == end
+        ]
         places.sort()
         words = tuple(dict.fromkeys([place[2] for place in places]))
         window = self._window(places[0][:2])
         low, high = window.low, window.high
         starts, ends = self._field_offsets(window.field)
-        span_marks = window.text.place(
-            (starts[start & _INDEX], ends[end & _INDEX])
-            for start, end in spans
-            if low <= start and end < high
-        )
+        inside = [(start & _INDEX, end & _INDEX) for start, end in spans if low <= start and end < high]
+        span_marks = window.text.place([(starts[start], ends[end]) for start, end in inside])
         word_marks = [mark for token, mark in window.marks if token in tokens]
         return Hit(watchlist, words, window.text.line, _merge_marks(word_marks, span_marks))
 
@@ -371,10 +374,9 @@ class _Article:
         return offsets
 
     def _written(self, start: int, end: int) -> str:
-        """The words from position `start` to `end` as the article has them, on one line."""
+        """The words from position `start` to `end` (after it) as the article has them, on
+        one line."""
         field = start >> FIELD_SHIFT
-        if start == end:
-            return self.tokens[field][start & _INDEX]
         starts, ends = self._field_offsets(field)
         return " ".join(self.fields[field][starts[start & _INDEX] : ends[end & _INDEX]].split())
 
