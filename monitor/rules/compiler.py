@@ -207,10 +207,45 @@ def _near(left: Evaluator, right: Evaluator, distance: int) -> Evaluator:
         others = right(facts, fields)
         if not others:
             return None
-        pairs: list[Item] = close_pairs(_spans(facts, ones), _spans(facts, others), distance)
+        if _all_atoms(ones) and _all_atoms(others):
+            # Words on both sides (the usual case): compare places, not spans.
+            places = close_places(_places(facts, ones), _places(facts, others), distance)
+            return [(place, place) for place in places] or None
+        pairs: list[Item] = list(close_pairs(_spans(facts, ones), _spans(facts, others), distance))
         return pairs or None
 
     return evaluate
+
+
+def _all_atoms(items: list[Item]) -> bool:
+    return all([isinstance(item, int) for item in items])
+
+
+def _places(facts: Facts, atoms: list[Item]) -> list[int]:
+    """Where any of the atoms occurs, in reading order (a place twice if two atoms share it)."""
+    if len(atoms) == 1:
+        return facts.places(atoms[0])  # type: ignore[arg-type]
+    return sorted([place for atom in atoms for place in facts.places(atom)])  # type: ignore[arg-type]
+
+
+def close_places(ones: list[int], others: list[int], distance: int) -> list[int]:
+    """The places of either sorted list within `distance` words of a place of the other."""
+    return sorted({*_near_places(ones, others, distance), *_near_places(others, ones, distance)})
+
+
+def _near_places(places: list[int], others: list[int], distance: int) -> list[int]:
+    """The places within `distance` words of some place of `others`; both sorted."""
+    near = []
+    count, at = len(others), 0
+    for place in places:
+        # `at` walks `others` once: the first other not too far behind this place.
+        while at < count and others[at] < place - distance:
+            at += 1
+        if at == count:
+            break
+        if others[at] <= place + distance:
+            near.append(place)
+    return near
 
 
 def _spans(facts: Facts, items: list[Item]) -> Spans:

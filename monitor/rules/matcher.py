@@ -107,11 +107,11 @@ class Matcher:
         coulds, flat_words, vetoes = self._coulds, self._flat_words, self._triggers.vetoes
         hits = {}
         # Presence alone rules out most woken watchlists, and settles the flat ones.
-        woken = [
-            index
-            for index in self._triggers.candidates(present)
-            if (present.isdisjoint(vetoes[index]) if vetoes[index] is not None else coulds[index](present))
-        ]
+        woken = []
+        for index in self._triggers.candidates(present):
+            vetoed = vetoes[index]
+            if present.isdisjoint(vetoed) if vetoed is not None else coulds[index](present):
+                woken.append(index)
         for index in woken:
             name = self._names[index]
             words = flat_words[index]
@@ -131,13 +131,13 @@ class Matcher:
             return {token: atoms for token, atoms in zip(listed, self._look_up(listed), strict=True) if atoms}
         # Most words of an article were seen before and stand for nothing: set operations
         # sort them out without a Python step per word.
-        unknown = tokens - self._seen
-        if unknown:
-            if len(self._seen) + len(unknown) > self._token_cache_size:
+        unseen = tokens - self._seen
+        if unseen:
+            if len(self._seen) + len(unseen) > self._token_cache_size:
                 self._seen.clear()
                 self._with_atoms.clear()
-                unknown = tokens
-            unknown = list(unknown)
+                unseen = tokens
+            unknown = list(unseen)
             for token, atoms in zip(unknown, self._look_up(unknown), strict=True):
                 if atoms:
                     self._with_atoms[token] = atoms

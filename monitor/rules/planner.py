@@ -73,7 +73,8 @@ def _required(node: Node, atoms: Atoms, cost: Callable[[Clause], float]) -> list
             required = _required(child, atoms, cost)
             if not required:
                 return []
-            union |= min(required, key=cost)
+            cheapest: Clause = min(required, key=cost)
+            union |= cheapest
         return [frozenset(union)]
     return []  # NOT needs nothing present
 
