@@ -2,10 +2,12 @@
 
 Per article: split each field into words once; look each distinct word up once (a cache of
 words seen before, else the word, stem and case tables and one Aho-Corasick pass for all
-wildcards), giving the atoms present; wake the watchlists filed under those atoms
-(planner.py), keep those whose words could all be present (boolean.py), and evaluate only
-those; places, words and snippets are worked out for real hits alone. The work grows with
-the article and its hits, not with the number of watchlists.
+wildcards), giving the atoms present; pick the watchlists whose required words are all
+present (planner.py: a few bit-mask operations per atom, each over one bit per watchlist);
+settle those that presence alone decides, test the others on presence (boolean.py), and
+evaluate only the survivors. Positions, words and snippets are worked out for real hits
+alone, and shared between them. Apart from the bit masks, the work grows with the article
+and its hits, not with the number of watchlists.
 """
 
 from __future__ import annotations
