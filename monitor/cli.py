@@ -188,12 +188,11 @@ def cmd_match(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_discover(config: Config | None, args: argparse.Namespace) -> int:
     from monitor.config import DEFAULT_USER_AGENT
-    from monitor.discover import format_sources, run_discover
+    from monitor.discover import report, run_discover
     from monitor.models import CrawlSettings
 
     crawl = config.crawl if config else CrawlSettings(user_agent=DEFAULT_USER_AGENT)
-    print(format_sources(run_discover(crawl, args.url), args.url), end="")
-    return EXIT_OK
+    return EXIT_OK if report(run_discover(crawl, args.url), args.url) else EXIT_NO_MATCH
 
 
 def cmd_backtest(config: Config, args: argparse.Namespace) -> int:

@@ -36,18 +36,35 @@ class Discovered:
     news: bool = False  # a sitemap with <news:news> entries
 
 
-async def discover(crawler: Crawler, url: str) -> list[Discovered]:
-    """Every feed and sitemap found for `url`, one per URL, feeds first."""
+@dataclass(frozen=True)
+class Unreachable:
+    """The page the user named could not be fetched."""
+
+    url: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Discovery:
+    found: list[Discovered]  # one per URL, feeds first
+    unreachable: str | None = None  # why the page itself could not be fetched
+
+
+async def discover(crawler: Crawler, url: str) -> Discovery:
+    """Every feed and sitemap found for `url`, and whether the page itself was reachable."""
     from spiders.discover import DiscoverSpider
 
-    return dedupe(await crawler.run(DiscoverSpider, url=with_scheme(url)))
+    items = await crawler.run(DiscoverSpider, url=with_scheme(url))
+    reasons = [item.reason for item in items if isinstance(item, Unreachable)]
+    found = dedupe(item for item in items if isinstance(item, Discovered))
+    return Discovery(found, reasons[0] if reasons else None)
 
 
-def run_discover(crawl: CrawlSettings, url: str) -> list[Discovered]:
+def run_discover(crawl: CrawlSettings, url: str) -> Discovery:
     """discover() in a fresh asyncio loop, for a command that does nothing else."""
     from monitor.crawl import Crawler
 
-    async def crawl_once() -> list[Discovered]:
+    async def crawl_once() -> Discovery:
         crawler = Crawler(crawl)
         try:
             return await discover(crawler, url)
@@ -171,14 +188,23 @@ def slug(text: str) -> str:
 # --- `python -m monitor.discover URL`, for tests until the CLI subcommand is wired --------------
 
 
+def report(discovery: Discovery, url: str) -> bool:
+    """Prints what was found (stdout) and why the page failed (stderr); False when the site
+    could not be reached and nothing was found."""
+    if discovery.unreachable:
+        print(f"monitor: could not fetch {with_scheme(url)}: {discovery.unreachable}", file=sys.stderr)
+        if not discovery.found:
+            return False
+    print(format_sources(discovery.found, url), end="")
+    return True
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m monitor.discover URL", file=sys.stderr)
         return 2
     url = with_scheme(argv[0])
-    found = run_discover(CrawlSettings(user_agent="monitor-test", delay=0), url)
-    print(format_sources(found, url), end="")
-    return 0
+    return 0 if report(run_discover(CrawlSettings(user_agent="monitor-test", delay=0), url), url) else 1
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 from twisted.python.failure import Failure
 
-from monitor.discover import Discovered
+from monitor.discover import Discovered, Unreachable
 from monitor.errors import FetchError
 from monitor.feeds import parse_feed
+from spiders.base import describe_failure
 from spiders.sitemap import NewsSitemap
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,9 @@ class DiscoverSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         root = site_root(self.url)
-        yield self.request(self.url, self.parse_page)
+        page = self.request(self.url, self.parse_page)
+        page.meta["site_page"] = True
+        yield page
         yield self.request(root + "robots.txt", self.parse_robots)
         for path in self.probes:
             yield self.request(root + path.lstrip("/"), self.parse_candidate, via="probe")
@@ -76,9 +79,12 @@ class DiscoverSpider(scrapy.Spider):
         yield Discovered(kind=kind, url=response.url, title=title or response.meta["title"],
                          via=response.meta["via"], news=news)
 
-    def unreachable(self, failure: Failure) -> None:
-        # 404s and refused probes are the normal case here, not errors worth a warning.
+    def unreachable(self, failure: Failure) -> Iterator[Unreachable]:
+        # 404s and refused probes are the normal case here, not errors worth a warning; the
+        # page the user named failing is worth telling them.
         logger.debug("discover: %s: %s", failure.request.url, failure.value)
+        if failure.request.meta.get("site_page"):
+            yield Unreachable(self.url, describe_failure(failure))
 
 
 def site_root(url: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -193,3 +194,18 @@ def test_discover_prints_sources_ready_to_paste_without_a_config(tmp_path: Path,
     urls = {s["url"] for s in sources}
     assert site.url("/rss/utrikes.xml") in urls and site.url("/sitemap-index.xml") in urls
     assert {s["type"] for s in sources} == {"feed", "sitemap"}
+
+
+def test_discover_on_an_unreachable_site_says_why(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(tmp_path / "none.yaml"), "discover",
+         f"http://127.0.0.1:{port}/"], capture_output=True, text=True, env={"PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert f"could not fetch http://127.0.0.1:{port}/" in result.stderr
+    assert "ConnectionRefusedError" in result.stderr
+    assert result.stdout == ""
