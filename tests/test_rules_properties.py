@@ -131,6 +131,16 @@ def test_matcher_agrees_with_reference(nodes, docs, cache_size):
         event(f"watchlists with hit words: {sum(1 for words in fast.values() if words)}")
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(queries, min_size=1, max_size=4), documents, st.integers(60, 140))
+def test_matcher_agrees_with_reference_past_the_first_64_watchlists(nodes, doc, count):
+    # The planner keeps one bit per watchlist in 64-bit words: cycle the queries so that each
+    # lands on many positions, across word boundaries.
+    watchlists = {f"w{i}": str(nodes[i % len(nodes)]) for i in range(count)}
+    fast = {name: hit.words for name, hit in Matcher(watchlists).match(doc).items()}
+    assert fast == reference_match(watchlists, doc)
+
+
 @FAST
 @given(queries, documents)
 def test_snippet_spans_mark_whole_words_inside_the_snippet(node, doc):
