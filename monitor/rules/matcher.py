@@ -359,8 +359,8 @@ class _Article:
         # The atom words inside, with their marks in the snippet line, in reading order.
         tokens, wanted = self.tokens[field], self._token_atoms
         inside = [index for index in range(low, high) if tokens[index] in wanted]
-        # Words never overlap: each keeps its own mark.
-        placed = window.place([(starts[index], ends[index]) for index in inside])
+        # Words never overlap: each keeps its own mark, in reading order.
+        placed = window.move([(starts[index], ends[index]) for index in inside])
         marks = list(zip([tokens[index] for index in inside], placed, strict=True))
         base = field << FIELD_SHIFT
         return _SnippetWindow(field, window, base + low, base + high, marks)
@@ -394,7 +394,7 @@ def _merge_marks(word_marks: list[Span], span_marks: tuple[Span, ...]) -> tuple[
     return tuple(merged)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _SnippetWindow:
     field: int
     text: Window

@@ -39,7 +39,7 @@ def highlight(snippet: str, spans: Iterable[Span], before: str = "[", after: str
     return "".join(parts)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Window:
     """A stretch [start, end) of a text, shown as `line`: on one line, '…' where cut."""
 
@@ -73,11 +73,14 @@ class Window:
     def place(self, hits: Iterable[Span]) -> tuple[Span, ...]:
         """The hits inside the window, as [start, end) offsets in `line`, overlaps merged."""
         start, end = self.start, self.end
-        inside = [(first, last) for first, last in hits if start <= first and last <= end]
+        return _merge(self.move([(first, last) for first, last in hits if start <= first and last <= end]))
+
+    def move(self, spans: list[Span]) -> list[Span]:
+        """Spans that lie inside the window, as offsets in `line`, in the same order."""
         if self.run_ends:
-            return _merge([(self._move(first), self._move(last)) for first, last in inside])
-        shift = self.shift - start
-        return _merge([(first + shift, last + shift) for first, last in inside])
+            return [(self._move(first), self._move(last)) for first, last in spans]
+        shift = self.shift - self.start
+        return [(first + shift, last + shift) for first, last in spans]
 
     def _move(self, offset: int) -> int:
         offset -= self.start
