@@ -236,6 +236,7 @@ class _Article:
         self._firsts: dict[str, int] | None = None
         self._offsets: list[tuple[list[int], list[int]] | None] = [None, None, None]
         self._windows: dict[Span | int, _SnippetWindow] = {}
+        self._written_spans: dict[Span, str] = {}
 
     def distinct_tokens(self) -> set[str]:
         title, summary, text = self.tokens
@@ -378,9 +379,14 @@ class _Article:
     def _written(self, start: int, end: int) -> str:
         """The words from position `start` to `end` (after it) as the article has them, on
         one line."""
-        field = start >> FIELD_SHIFT
-        starts, ends = self._field_offsets(field)
-        return " ".join(self.fields[field][starts[start & _INDEX] : ends[end & _INDEX]].split())
+        written = self._written_spans.get((start, end))
+        if written is None:
+            # Phrases repeat across watchlists: each is written out once per article.
+            field = start >> FIELD_SHIFT
+            starts, ends = self._field_offsets(field)
+            text = self.fields[field][starts[start & _INDEX] : ends[end & _INDEX]]
+            written = self._written_spans[start, end] = " ".join(text.split())
+        return written
 
 
 def _merge_marks(word_marks: list[Span], span_marks: tuple[Span, ...]) -> tuple[Span, ...]:
