@@ -13,10 +13,9 @@ and its hits, not with the number of watchlists.
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from itertools import accumulate, chain
+from itertools import chain
 
 from monitor.errors import QueryError
 from monitor.rules.boolean import Could, compile_boolean
@@ -34,7 +33,7 @@ from monitor.rules.nodes import Meta
 from monitor.rules.parser import parse_query
 from monitor.rules.planner import Triggers
 from monitor.rules.snippet import SNIPPET_WIDTH, Window, make_snippet
-from monitor.rules.text import fold, nfc, split_parts, stem
+from monitor.rules.text import WORD_RE, fold, nfc, split_words, stem
 
 TOKEN_CACHE_SIZE = 300_000
 _INDEX = (1 << FIELD_SHIFT) - 1  # the word-index part of a position
@@ -224,8 +223,7 @@ class _Article:
 
     def __init__(self, doc: Document) -> None:
         self.fields = (nfc(doc.title), nfc(doc.summary), nfc(doc.text))
-        self._parts = [split_parts(field) for field in self.fields]
-        self.tokens = [parts[1::2] for parts in self._parts]
+        self.tokens = [split_words(field) for field in self.fields]
         self.present: set[int] = set()
         self._token_atoms: dict[str, tuple[int, ...]] = {}  # the words that stand for atoms
         self._atom_tokens: dict[int, list[str]] | None = None
@@ -234,7 +232,6 @@ class _Article:
         self._spans: dict[int, Spans] = {}
         self._position_sets: dict[int, set[int]] = {}
         self._firsts: dict[str, int] | None = None
-        self._offsets: list[tuple[list[int], list[int]] | None] = [None, None, None]
         self._windows: dict[Span | int, _SnippetWindow] = {}
         self._written_spans: dict[Span, str] = {}
 
@@ -325,9 +322,8 @@ class _Article:
         places.sort()
         words = tuple(dict.fromkeys([place[2] for place in places]))
         window = self._window(places[0][:2])
-        low, high = window.low, window.high
-        starts, ends = self._field_offsets(window.field)
-        inside = [(start & _INDEX, end & _INDEX) for start, end in spans if low <= start and end < high]
+        low, high, starts, ends = window.low, window.high, window.starts, window.ends
+        inside = [(start - low, end - low) for start, end in spans if low <= start and end < high]
         span_marks = window.text.place([(starts[start], ends[end]) for start, end in inside])
         word_marks = [mark for token, mark in window.marks if token in tokens]
         return Hit(watchlist, words, window.text.line, _merge_marks(word_marks, span_marks))
@@ -350,31 +346,21 @@ class _Article:
 
     def _new_window(self, first: Span) -> _SnippetWindow:
         field = first[0] >> FIELD_SHIFT
-        starts, ends = self._field_offsets(field)
-        first_word, last_word = first[0] & _INDEX, first[1] & _INDEX
-        window = Window.around(self.fields[field], (starts[first_word], ends[last_word]))
-        # A window starts and ends at white space (or the ends of the text): the words that
-        # start inside it lie wholly inside it.
-        low = bisect_left(starts, window.start, 0, first_word)
-        high = bisect_left(starts, window.end, last_word)
-        # The atom words inside, with their marks in the snippet line, in reading order.
-        tokens, wanted = self.tokens[field], self._token_atoms
-        inside = [index for index in range(low, high) if tokens[index] in wanted]
-        # Words never overlap: each keeps its own mark, in reading order.
-        placed = window.move([(starts[index], ends[index]) for index in inside])
-        marks = list(zip([tokens[index] for index in inside], placed, strict=True))
-        base = field << FIELD_SHIFT
-        return _SnippetWindow(field, window, base + low, base + high, marks)
-
-    def _field_offsets(self, field: int) -> tuple[list[int], list[int]]:
-        """Where each word of a field starts and ends in its text."""
-        offsets = self._offsets[field]
-        if offsets is None:
-            # The parts take turns, separator then word: running sums of their lengths
-            # are the words' starts and ends, taking turns too.
-            sums = list(accumulate(map(len, self._parts[field])))
-            offsets = self._offsets[field] = (sums[0:-1:2], sums[1::2])
-        return offsets
+        text = self.fields[field]
+        hit_start, hit_end = self._char_span(*first)
+        window = Window.around(text, (hit_start, hit_end))
+        # A window starts and ends at white space (or the ends of the text), so the regex
+        # finds exactly the whole words inside it.
+        low = first[0] - len(WORD_RE.findall(text, window.start, hit_start))
+        inside = list(WORD_RE.finditer(text, window.start, window.end))
+        starts, ends = [m.start() for m in inside], [m.end() for m in inside]
+        # The atom words inside, with their marks in the snippet line, in reading order;
+        # words never overlap, so each keeps its own mark.
+        wanted = self._token_atoms
+        atom_words = [index for index, m in enumerate(inside) if m.group() in wanted]
+        placed = window.move([(starts[index], ends[index]) for index in atom_words])
+        marks = list(zip([inside[index].group() for index in atom_words], placed, strict=True))
+        return _SnippetWindow(field, window, low, low + len(inside), starts, ends, marks)
 
     def _written(self, start: int, end: int) -> str:
         """The words from position `start` to `end` (after it) as the article has them, on
@@ -382,11 +368,39 @@ class _Article:
         written = self._written_spans.get((start, end))
         if written is None:
             # Phrases repeat across watchlists: each is written out once per article.
-            field = start >> FIELD_SHIFT
-            starts, ends = self._field_offsets(field)
-            text = self.fields[field][starts[start & _INDEX] : ends[end & _INDEX]]
+            text_start, text_end = self._char_span(start, end)
+            text = self.fields[start >> FIELD_SHIFT][text_start:text_end]
             written = self._written_spans[start, end] = " ".join(text.split())
         return written
+
+    def _char_span(self, start: int, end: int) -> Span:
+        """Where in its field's text the words from position `start` to `end` are: found by
+        searching, since working out every word's offset costs more than all the rest."""
+        field = start >> FIELD_SHIFT
+        tokens, text = self.tokens[field], self.fields[field]
+        first = start & _INDEX
+        word = tokens[first]
+        text_start = _nth_word(text, word, tokens[:first].count(word))
+        text_end = text_start + len(word)
+        # Only separators lie between two words, so each next word is the next one found.
+        for index in range(first + 1, (end & _INDEX) + 1):
+            text_end = text.find(tokens[index], text_end) + len(tokens[index])
+        return text_start, text_end
+
+
+def _nth_word(text: str, word: str, nth: int) -> int:
+    """Where the `nth` (from 0) whole-word occurrence of `word` starts in `text`."""
+    at = text.find(word)
+    while at >= 0:
+        end = at + len(word)
+        if (at == 0 or not text[at - 1].isalnum()) and (end == len(text) or not text[end].isalnum()):
+            if not nth:
+                return at
+            nth -= 1
+            at = text.find(word, end)
+        else:
+            at = text.find(word, at + 1)
+    raise ValueError(f"the text has fewer than {nth + 1} more of the word {word!r}")
 
 
 def _merge_marks(word_marks: list[Span], span_marks: tuple[Span, ...]) -> tuple[Span, ...]:
@@ -406,4 +420,6 @@ class _SnippetWindow:
     text: Window
     low: int  # positions [low, high) are inside the window
     high: int
+    starts: list[int]  # where the words inside start and end in the field's text
+    ends: list[int]
     marks: list[tuple[str, Span]]  # the words inside that stand for atoms, marked in the line

@@ -14,7 +14,6 @@ import snowballstemmer
 # A word is a run of letters and digits. Everything else separates words, so the parts of
 # "CSTO-styrkorna", "CSTO:s" and "Kazakstan-Ryssland" are words of their own.
 WORD_RE = re.compile(r"[^\W_]+")
-_WORD_SPLIT = re.compile(r"([^\W_]+)")
 
 # å, ä and ö are letters of their own in Swedish, not accented a and o: keep these marks.
 _KEPT_MARKS = frozenset({("a", "\u030a"), ("a", "\u0308"), ("o", "\u0308")})
@@ -37,14 +36,20 @@ def nfc(text: str) -> str:
 
 def words(text: str) -> list[str]:
     """The words of a text, as written."""
-    return split_parts(nfc(text))[1::2]
+    return split_words(nfc(text))
 
 
-def split_parts(text: str) -> list[str]:
-    """A text already in NFC form cut into separators and words, taking turns:
-    [separator, word, separator, ..., word, separator]. The words are `parts[1::2]`; joined,
-    the parts give the text back, so word offsets are running sums of the lengths."""
-    return _WORD_SPLIT.split(text)
+def split_words(text: str) -> list[str]:
+    """`words` of a text already in NFC form."""
+    found: list[str] = []
+    # Most of a text is plain words between spaces; the regex is needed only where there is
+    # punctuation. (str.isalnum is exactly the regex's "letter or digit".)
+    for chunk in text.split():
+        if chunk.isalnum():
+            found.append(chunk)
+        else:
+            found += WORD_RE.findall(chunk)
+    return found
 
 
 def fold(word: str) -> str:
