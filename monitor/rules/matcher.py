@@ -322,9 +322,9 @@ class _Article:
         places.sort()
         words = tuple(dict.fromkeys([place[2] for place in places]))
         window = self._window(places[0][:2])
-        low, high, starts, ends = window.low, window.high, window.starts, window.ends
-        inside = [(start - low, end - low) for start, end in spans if low <= start and end < high]
-        span_marks = window.text.place([(starts[start], ends[end]) for start, end in inside])
+        low, high, inside = window.low, window.high, window.places
+        spans_inside = [(start - low, end - low) for start, end in spans if low <= start and end < high]
+        span_marks = window.text.place([(inside[start][0], inside[end][1]) for start, end in spans_inside])
         word_marks = [mark for token, mark in window.marks if token in tokens]
         return Hit(watchlist, words, window.text.line, _merge_marks(word_marks, span_marks))
 
@@ -352,15 +352,15 @@ class _Article:
         # A window starts and ends at white space (or the ends of the text), so the regex
         # finds exactly the whole words inside it.
         low = first[0] - len(WORD_RE.findall(text, window.start, hit_start))
-        inside = list(WORD_RE.finditer(text, window.start, window.end))
-        starts, ends = [m.start() for m in inside], [m.end() for m in inside]
+        words = WORD_RE.findall(text, window.start, window.end)
+        places = [m.span() for m in WORD_RE.finditer(text, window.start, window.end)]
         # The atom words inside, with their marks in the snippet line, in reading order;
         # words never overlap, so each keeps its own mark.
         wanted = self._token_atoms
-        atom_words = [index for index, m in enumerate(inside) if m.group() in wanted]
-        placed = window.move([(starts[index], ends[index]) for index in atom_words])
-        marks = list(zip([inside[index].group() for index in atom_words], placed, strict=True))
-        return _SnippetWindow(field, window, low, low + len(inside), starts, ends, marks)
+        atom_words = [index for index, word in enumerate(words) if word in wanted]
+        placed = window.move([places[index] for index in atom_words])
+        marks = list(zip([words[index] for index in atom_words], placed, strict=True))
+        return _SnippetWindow(field, window, low, low + len(words), places, marks)
 
     def _written(self, start: int, end: int) -> str:
         """The words from position `start` to `end` (after it) as the article has them, on
@@ -420,6 +420,5 @@ class _SnippetWindow:
     text: Window
     low: int  # positions [low, high) are inside the window
     high: int
-    starts: list[int]  # where the words inside start and end in the field's text
-    ends: list[int]
+    places: list[Span]  # where the words inside start and end in the field's text
     marks: list[tuple[str, Span]]  # the words inside that stand for atoms, marked in the line
