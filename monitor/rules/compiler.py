@@ -268,14 +268,6 @@ def _near_to(spans: Spans, others: Spans, distance: int) -> Spans:
     """The spans within `distance` words of some span of `others` (sorted)."""
     starts = [start for start, _ in others]
     longest = max([end - start for start, end in others])
-    if not longest:
-        # Single words on the other side: a span is near one exactly when one starts in
-        # [start - distance, end + distance].
-        return [
-            (start, end)
-            for start, end in spans
-            if bisect_left(starts, start - distance) < bisect_right(starts, end + distance)
-        ]
     near = []
     for start, end in spans:
         low = bisect_left(starts, start - distance - longest)

@@ -136,11 +136,11 @@ def _chance(key: tuple[str, ...]) -> float:
 class Triggers:
     """For each atom and slot, the bit mask of the watchlists whose kept clause holds it."""
 
-    count: int  # watchlists
     masks: np.ndarray  # [atom, slot, word]: 64 watchlists to a word
     unused: np.ndarray  # [slot, word]: the watchlists with fewer clauses than slots
-    # By watchlist: the atoms that make it false, when presence alone decides it (a woken
-    # watchlist is then true exactly when none of them is present); else None.
+    # One entry per watchlist (so also their count): the atoms that make it false, when
+    # presence alone decides it (a woken watchlist is then true exactly when none of them is
+    # present); else None.
     vetoes: list[frozenset[int] | None]
 
     @classmethod
@@ -169,7 +169,7 @@ class Triggers:
         masks = np.zeros((len(atoms.keys), SLOTS, words), "<u8")
         for (atom, slot), mask in slots.items():
             masks[atom, slot] = _words(mask, words)
-        return cls(len(nodes), masks, np.stack([_words(mask, words) for mask in unused]), vetoed)
+        return cls(masks, np.stack([_words(mask, words) for mask in unused]), vetoed)
 
     def candidates(self, present: set[int]) -> list[int]:
         """The watchlists whose kept clauses are all met, in the order they were given."""
@@ -177,7 +177,7 @@ class Triggers:
         met = np.bitwise_or.reduce(self.masks[held], axis=0) | self.unused
         woken = np.bitwise_and.reduce(met, axis=0)
         bits = np.unpackbits(woken.view(np.uint8), bitorder="little")
-        return np.flatnonzero(bits[: self.count]).tolist()
+        return np.flatnonzero(bits[: len(self.vetoes)]).tolist()
 
 
 def _words(mask: int, count: int) -> np.ndarray:

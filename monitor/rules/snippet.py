@@ -62,11 +62,11 @@ class Window:
         prefix = ELLIPSIS if start and _NON_SPACE.search(text, 0, start) else ""
         suffix = ELLIPSIS if _NON_SPACE.search(text, end) else ""
         run_ends, removed, total = [], [], 0
-        if _SPACE_RUN.search(piece):
-            for run in _SPACE_RUN.finditer(piece):
-                total += run.end() - run.start() - 1
-                run_ends.append(run.end())
-                removed.append(total)
+        for run in _SPACE_RUN.finditer(piece):
+            total += run.end() - run.start() - 1
+            run_ends.append(run.end())
+            removed.append(total)
+        if run_ends:
             piece = _SPACE_RUN.sub(" ", piece)
         return cls(start, end, prefix + piece + suffix, len(prefix), run_ends, removed)
 
