@@ -52,14 +52,62 @@ class Document:
     lang: str = ""
 
 
-@dataclass(frozen=True)
 class Hit:
-    """Why a watchlist matched an article."""
+    """Why a watchlist matched an article.
 
-    watchlist: str
-    words: tuple[str, ...]  # as written in the article, in reading order, each once
-    snippet: str  # about 200 characters around the first hit, '…' where cut
-    snippet_spans: tuple[tuple[int, int], ...]  # [start, end) of the hit words in `snippet`
+    Which watchlists match is decided without the words and snippets; each hit works its out
+    when first asked (sharing what it can with the article's other hits) and keeps them.
+    """
+
+    __slots__ = ("_article", "_atoms", "_places", "_shown", "_spans", "watchlist")
+
+    def __init__(
+        self, watchlist: str, article: _Article, atoms: Collection[int], spans: Collection[Span]
+    ) -> None:
+        self.watchlist = watchlist
+        self._article = article
+        self._atoms = atoms  # present atoms that made the query true (all their places)
+        self._spans = spans  # and the word spans (phrases, NEAR pairs) that did
+        self._places: list[tuple[int, int, str]] | None = None
+        self._shown: tuple[str, tuple[Span, ...]] | None = None
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The matched words as written in the article, in reading order, each once."""
+        return tuple(dict.fromkeys([place[2] for place in self._placed()]))
+
+    @property
+    def snippet(self) -> str:
+        """About 200 characters around the first hit, '…' where cut."""
+        return self._shown_snippet()[0]
+
+    @property
+    def snippet_spans(self) -> tuple[Span, ...]:
+        """[start, end) of the hit words in `snippet`."""
+        return self._shown_snippet()[1]
+
+    def __repr__(self) -> str:
+        return f"Hit({self.watchlist!r}, words={self.words!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hit):
+            return NotImplemented
+        return self._reported() == other._reported()
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and built on demand
+
+    def _reported(self) -> tuple[str, tuple[str, ...], str, tuple[Span, ...]]:
+        return self.watchlist, self.words, self.snippet, self.snippet_spans
+
+    def _placed(self) -> list[tuple[int, int, str]]:
+        if self._places is None:
+            self._places = self._article.placed(self._atoms, self._spans)
+        return self._places
+
+    def _shown_snippet(self) -> tuple[str, tuple[Span, ...]]:
+        if self._shown is None:
+            self._shown = self._article.snippet(self._placed(), self._atoms, self._spans)
+        return self._shown
 
 
 class Matcher:
@@ -117,12 +165,12 @@ class Matcher:
             name = self._names[index]
             words = flat_words[index]
             if words is not None:
-                hits[name] = article.hit(name, words & present, ())
+                hits[name] = Hit(name, article, words & present, ())
                 continue
             found = self._evaluators[index](article, ALL_FIELDS)
             if found is not None:
                 atoms = {item for item in found if isinstance(item, int)}
-                hits[name] = article.hit(name, atoms, {item for item in found if not isinstance(item, int)})
+                hits[name] = Hit(name, article, atoms, {item for item in found if not isinstance(item, int)})
         return hits
 
     def _token_atoms(self, tokens: set[str]) -> dict[str, tuple[int, ...]]:
@@ -295,38 +343,42 @@ class _Article:
 
     # --- hits ---
 
-    def hit(self, watchlist: str, atoms: Collection[int], spans: Collection[Span]) -> Hit:
-        """The Hit of a watchlist made true by `atoms` (all their places) and `spans`."""
-        if not atoms and not spans:
+    def placed(self, atoms: Collection[int], spans: Collection[Span]) -> list[tuple[int, int, str]]:
+        """The first place of each word of `atoms`, and each of `spans`, as (start, end,
+        written form), in reading order."""
+        atom_tokens = self._tokens_of()
+        first_places = self._first_places()
+        tokens = {token for atom in atoms for token in atom_tokens[atom]}
+        places = [(first_places[token], first_places[token], token) for token in tokens]
+        if spans:
+            words_of = self.tokens
+            places += [
+                (start, end, self._written(start, end) if start < end else
+                 words_of[start >> FIELD_SHIFT][start & _INDEX])
+                for start, end in spans
+            ]
+        places.sort()
+        return places
+
+    def snippet(
+        self, places: list[tuple[int, int, str]], atoms: Collection[int], spans: Collection[Span]
+    ) -> tuple[str, tuple[Span, ...]]:
+        """The snippet around the first of `places` (from `placed`), with the words of `atoms`
+        and the `spans` inside it marked."""
+        if not places:
             # Matched on metadata alone: show the start of the article.
             text = next((f for f in (self.fields[1], self.fields[2], self.fields[0]) if f.strip()), "")
-            snippet, snippet_spans = make_snippet(text, [])
-            return Hit(watchlist, (), snippet, snippet_spans)
+            return make_snippet(text, [])
         atom_tokens = self._tokens_of()
         tokens = {token for atom in atoms for token in atom_tokens[atom]}
-        first_places = self._first_places()
-        if not spans:
-            # Distinct words have distinct first places: no ties, nothing to deduplicate.
-            firsts = sorted([(first_places[token], token) for token in tokens])
-            window = self._window((firsts[0][0], firsts[0][0]))
-            marks = tuple([mark for token, mark in window.marks if token in tokens])
-            return Hit(watchlist, tuple([token for _, token in firsts]), window.text.line, marks)
-        words_of = self.tokens
-        places = [(first_places[token], first_places[token], token) for token in tokens]
-        places += [(start, end, self._written(start, end)) for start, end in spans if start < end]
-        places += [
-            (start, end, words_of[start >> FIELD_SHIFT][start & _INDEX])
-            for start, end in spans
-            if start == end
-        ]
-        places.sort()
-        words = tuple(dict.fromkeys([place[2] for place in places]))
         window = self._window(places[0][:2])
+        word_marks = [mark for token, mark in window.marks if token in tokens]
+        if not spans:
+            return window.text.line, tuple(word_marks)
         low, high, inside = window.low, window.high, window.places
         spans_inside = [(start - low, end - low) for start, end in spans if low <= start and end < high]
         span_marks = window.text.place([(inside[start][0], inside[end][1]) for start, end in spans_inside])
-        word_marks = [mark for token, mark in window.marks if token in tokens]
-        return Hit(watchlist, words, window.text.line, _merge_marks(word_marks, span_marks))
+        return window.text.line, _merge_marks(word_marks, span_marks)
 
     def _first_places(self) -> dict[str, int]:
         """Where each word that stands for some atom first occurs."""
