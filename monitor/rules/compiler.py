@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
-from monitor.rules.nodes import And, Meta, Mode, Near, Node, Not, Phrase, Scope, Term
+from monitor.rules.nodes import And, Meta, Mode, Near, Node, Not, Or, Phrase, Scope, Term
 from monitor.rules.text import stem
 
 # A position packs the field (0 title, 1 summary, 2 text) above the word index, so positions
@@ -42,6 +42,7 @@ class Facts(Protocol):
 
 
 Evaluator = Callable[[Facts, int], Found]
+Decider = Callable[[Facts, int], bool]
 
 
 class Atoms:
@@ -117,6 +118,123 @@ def compile_node(node: Node, atoms: Atoms) -> Evaluator:
     words = tuple(atoms.add(child) for child in node.children if isinstance(child, Term))
     others = [compile_node(child, atoms) for child in node.children if not isinstance(child, Term)]
     return _or(([_any_term(words)] if words else []) + others)
+
+
+def compile_decider(node: Node, atoms: Atoms) -> Decider:
+    """Whether `node` holds: the same answer as its evaluator (`compile_node`), found by
+    stopping at the first proof, with no hit words collected. `atoms` must already hold every
+    atom of `node` (the evaluator is compiled first)."""
+    if isinstance(node, Term):
+        return _has_word((atoms.find(node),))
+    if isinstance(node, Scope):
+        return _scope_decider(FIELD_BITS[node.field], compile_decider(node.child, atoms))
+    if isinstance(node, Not):
+        return _not_decider(compile_decider(node.child, atoms))
+    if isinstance(node, And | Or):
+        # Presence tests first: they cost least and settle the most.
+        words = tuple(atoms.find(child) for child in node.children if isinstance(child, Term))
+        others = [compile_decider(child, atoms) for child in node.children if not isinstance(child, Term)]
+        if isinstance(node, Or):
+            return _any_decider(([_has_word(words)] if words else []) + others)
+        return _all_decider([_has_word((word,)) for word in words] + others)
+    if isinstance(node, Near) and _is_word_group(node.left) and _is_word_group(node.right):
+        return _has_near(_group_atoms(node.left, atoms), _group_atoms(node.right, atoms), node.distance)
+    # Phrases, metadata tests and NEAR of other nodes: their evaluator answers.
+    evaluator = compile_node(node, atoms)
+    return lambda facts, fields: evaluator(facts, fields) is not None
+
+
+def _is_word_group(node: Node) -> bool:
+    return isinstance(node, Term) or (isinstance(node, Or) and all(map(_is_word_group, node.children)))
+
+
+def _group_atoms(node: Node, atoms: Atoms) -> tuple[int, ...]:
+    if isinstance(node, Term):
+        return (atoms.find(node),)
+    return tuple(atom for child in node.children for atom in _group_atoms(child, atoms))
+
+
+def _has_word(words: tuple[int, ...]) -> Decider:
+    """Any of the words, in the fields."""
+    wanted = frozenset(words)
+
+    def decide(facts: Facts, fields: int) -> bool:
+        if fields == ALL_FIELDS:
+            return not facts.present.isdisjoint(wanted)
+        present = facts.present
+        return any(_any_in_fields(facts.places(atom), fields) for atom in wanted if atom in present)
+
+    return decide
+
+
+def _scope_decider(bit: int, child: Decider) -> Decider:
+    return lambda facts, fields: child(facts, fields & bit)
+
+
+def _not_decider(child: Decider) -> Decider:
+    return lambda facts, fields: not child(facts, fields)
+
+
+# The deciders loop rather than call all() or any() on a generator: they run for every
+# woken watchlist, and the loop costs less.
+
+
+def _all_decider(children: list[Decider]) -> Decider:
+    def decide(facts: Facts, fields: int) -> bool:
+        for child in children:  # noqa: SIM110
+            if not child(facts, fields):
+                return False
+        return True
+
+    return decide
+
+
+def _any_decider(children: list[Decider]) -> Decider:
+    def decide(facts: Facts, fields: int) -> bool:
+        for child in children:  # noqa: SIM110
+            if child(facts, fields):
+                return True
+        return False
+
+    return decide
+
+
+def _has_near(left: tuple[int, ...], right: tuple[int, ...], distance: int) -> Decider:
+    """A word of `left` within `distance` words of a word of `right`, in the fields."""
+
+    def decide(facts: Facts, fields: int) -> bool:
+        present = facts.present
+        ones = [atom for atom in left if atom in present]
+        others = [atom for atom in right if atom in present]
+        if not ones or not others:
+            return False
+        places = _places(facts, ones)
+        if fields != ALL_FIELDS:
+            # A place near another is in the same field: filtering one side is enough.
+            places = [place for place in places if (fields >> (place >> FIELD_SHIFT)) & 1]
+        return _any_near(places, _places(facts, others), distance)
+
+    return decide
+
+
+def _any_in_fields(places: list[int], fields: int) -> bool:
+    for place in places:  # noqa: SIM110
+        if (fields >> (place >> FIELD_SHIFT)) & 1:
+            return True
+    return False
+
+
+def _any_near(places: list[int], others: list[int], distance: int) -> bool:
+    """Whether a place is within `distance` words of some place of `others`; both sorted."""
+    count, at = len(others), 0
+    for place in places:
+        while at < count and others[at] < place - distance:
+            at += 1
+        if at == count:
+            return False
+        if others[at] <= place + distance:
+            return True
+    return False
 
 
 def _in_fields(spans: Spans, fields: int) -> Spans:

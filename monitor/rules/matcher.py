@@ -23,9 +23,11 @@ from monitor.rules.compiler import (
     ALL_FIELDS,
     FIELD_SHIFT,
     Atoms,
+    Decider,
     Evaluator,
     Span,
     Spans,
+    compile_decider,
     compile_node,
 )
 from monitor.rules.globs import GlobIndex, glob_regex
@@ -38,6 +40,8 @@ from monitor.rules.text import WORD_RE, fold, nfc, split_words, stem
 TOKEN_CACHE_SIZE = 300_000
 _INDEX = (1 << FIELD_SHIFT) - 1  # the word-index part of a position
 _LANG_SUBTAG = re.compile(r"[-_]")
+# What made a query true: present atoms (all their places) and word spans (phrases, NEAR).
+Evidence = tuple[Collection[int], Collection[Span]]
 
 
 @dataclass(frozen=True)
@@ -59,15 +63,15 @@ class Hit:
     when first asked (sharing what it can with the article's other hits) and keeps them.
     """
 
-    __slots__ = ("_article", "_atoms", "_places", "_shown", "_spans", "watchlist")
+    __slots__ = ("_article", "_evidence", "_places", "_shown", "_why", "watchlist")
 
-    def __init__(
-        self, watchlist: str, article: _Article, atoms: Collection[int], spans: Collection[Span]
-    ) -> None:
+    def __init__(self, watchlist: str, article: _Article, why: frozenset[int] | Evaluator) -> None:
+        """`why`: the present words of a flat query, or the evaluator that finds what made the
+        query true."""
         self.watchlist = watchlist
         self._article = article
-        self._atoms = atoms  # present atoms that made the query true (all their places)
-        self._spans = spans  # and the word spans (phrases, NEAR pairs) that did
+        self._why = why
+        self._evidence: Evidence | None = None
         self._places: list[tuple[int, int, str]] | None = None
         self._shown: tuple[str, tuple[Span, ...]] | None = None
 
@@ -99,14 +103,20 @@ class Hit:
     def _reported(self) -> tuple[str, tuple[str, ...], str, tuple[Span, ...]]:
         return self.watchlist, self.words, self.snippet, self.snippet_spans
 
+    def _found(self) -> Evidence:
+        if self._evidence is None:
+            why = self._why
+            self._evidence = (why, ()) if isinstance(why, frozenset) else self._article.evidence(why)
+        return self._evidence
+
     def _placed(self) -> list[tuple[int, int, str]]:
         if self._places is None:
-            self._places = self._article.placed(self._atoms, self._spans)
+            self._places = self._article.placed(*self._found())
         return self._places
 
     def _shown_snippet(self) -> tuple[str, tuple[Span, ...]]:
         if self._shown is None:
-            self._shown = self._article.snippet(self._placed(), self._atoms, self._spans)
+            self._shown = self._article.snippet(self._placed(), *self._found())
         return self._shown
 
 
@@ -122,6 +132,7 @@ class Matcher:
         self._names = list(queries)
         self._atoms = Atoms()
         self._evaluators: list[Evaluator] = []
+        self._deciders: list[Decider] = []
         self._coulds: list[Could] = []
         self._flat_words: list[frozenset[int] | None] = []
         nodes = []
@@ -132,6 +143,7 @@ class Matcher:
                 raise QueryError(error.message, error.query, error.column, name) from None
             self._atoms.start_watchlist()
             self._evaluators.append(compile_node(node, self._atoms))
+            self._deciders.append(compile_decider(node, self._atoms))
             could, flat_words = compile_boolean(node, self._atoms)
             self._coulds.append(could)
             self._flat_words.append(flat_words)
@@ -161,16 +173,14 @@ class Matcher:
             vetoed = vetoes[index]
             if present.isdisjoint(vetoed) if vetoed is not None else coulds[index](present):
                 woken.append(index)
+        # The words and snippets of hits are worked out only when asked for.
+        names, evaluators, deciders = self._names, self._evaluators, self._deciders
         for index in woken:
-            name = self._names[index]
             words = flat_words[index]
             if words is not None:
-                hits[name] = Hit(name, article, words & present, ())
-                continue
-            found = self._evaluators[index](article, ALL_FIELDS)
-            if found is not None:
-                atoms = {item for item in found if isinstance(item, int)}
-                hits[name] = Hit(name, article, atoms, {item for item in found if not isinstance(item, int)})
+                hits[names[index]] = Hit(names[index], article, words & present)
+            elif deciders[index](article, ALL_FIELDS):
+                hits[names[index]] = Hit(names[index], article, evaluators[index])
         return hits
 
     def _token_atoms(self, tokens: set[str]) -> dict[str, tuple[int, ...]]:
@@ -342,6 +352,15 @@ class _Article:
         return self._by_token
 
     # --- hits ---
+
+    def evidence(self, evaluator: Evaluator) -> Evidence:
+        """The atoms (all their places) and the spans that make `evaluator` true."""
+        found = evaluator(self, ALL_FIELDS)
+        assert found is not None, "asked why a query holds that does not"
+        return (
+            frozenset([item for item in found if isinstance(item, int)]),
+            {item for item in found if not isinstance(item, int)},
+        )
 
     def placed(self, atoms: Collection[int], spans: Collection[Span]) -> list[tuple[int, int, str]]:
         """The first place of each word of `atoms`, and each of `spans`, as (start, end,
