@@ -42,7 +42,7 @@ class Facts(Protocol):
 
 
 Evaluator = Callable[[Facts, int], Found]
-Decider = Callable[[Facts, int], bool]
+Decider = Callable[[Facts, set[int]], bool]  # (facts, present atoms)
 
 
 class Atoms:
@@ -121,27 +121,43 @@ def compile_node(node: Node, atoms: Atoms) -> Evaluator:
 
 
 def compile_decider(node: Node, atoms: Atoms) -> Decider:
-    """Whether `node` holds: the same answer as its evaluator (`compile_node`), found by
-    stopping at the first proof, with no hit words collected. `atoms` must already hold every
-    atom of `node` (the evaluator is compiled first)."""
+    """`decide(facts, present)`: whether `node` holds, the same answer as its evaluator
+    (`compile_node`) gives, found by stopping at the first proof and collecting no hit words.
+    Compiled to one Python expression (of atom ids, operators and calls of this module's
+    helpers, never text from a query), so a test costs no call of its own. `atoms` must
+    already hold every atom of `node` (the evaluator is compiled first)."""
+    helpers: dict[str, object] = {"word_in": _word_in, "near": _near_decide, "e": []}
+    try:
+        return eval(f"lambda f, p: {_decide_source(node, atoms, ALL_FIELDS, helpers)}", helpers)
+    except (SyntaxError, RecursionError, MemoryError):
+        # Nested too deep for Python's parser: the evaluator answers.
+        evaluator = compile_node(node, atoms)
+        return lambda facts, present: evaluator(facts, ALL_FIELDS) is not None
+
+
+def _decide_source(node: Node, atoms: Atoms, fields: int, helpers: dict[str, object]) -> str:
     if isinstance(node, Term):
-        return _has_word((atoms.find(node),))
+        atom = atoms.find(node)
+        return f"{atom} in p" if fields == ALL_FIELDS else f"word_in(f, p, {atom}, {fields})"
+    if isinstance(node, Meta):
+        return f"{atoms.find(node)} in p"
     if isinstance(node, Scope):
-        return _scope_decider(FIELD_BITS[node.field], compile_decider(node.child, atoms))
+        return _decide_source(node.child, atoms, fields & FIELD_BITS[node.field], helpers)
     if isinstance(node, Not):
-        return _not_decider(compile_decider(node.child, atoms))
+        return f"not ({_decide_source(node.child, atoms, fields, helpers)})"
     if isinstance(node, And | Or):
-        # Presence tests first: they cost least and settle the most.
-        words = tuple(atoms.find(child) for child in node.children if isinstance(child, Term))
-        others = [compile_decider(child, atoms) for child in node.children if not isinstance(child, Term)]
-        if isinstance(node, Or):
-            return _any_decider(([_has_word(words)] if words else []) + others)
-        return _all_decider([_has_word((word,)) for word in words] + others)
+        # Words first: their tests cost least and settle the most.
+        children = sorted(node.children, key=lambda child: not isinstance(child, Term))
+        join = " and " if isinstance(node, And) else " or "
+        return join.join(f"({_decide_source(child, atoms, fields, helpers)})" for child in children)
     if isinstance(node, Near) and _is_word_group(node.left) and _is_word_group(node.right):
-        return _has_near(_group_atoms(node.left, atoms), _group_atoms(node.right, atoms), node.distance)
-    # Phrases, metadata tests and NEAR of other nodes: their evaluator answers.
-    evaluator = compile_node(node, atoms)
-    return lambda facts, fields: evaluator(facts, fields) is not None
+        left, right = _group_atoms(node.left, atoms), _group_atoms(node.right, atoms)
+        return f"near(f, p, {left}, {right}, {node.distance}, {fields})"
+    # Phrases and NEAR of other nodes: their evaluator answers.
+    evaluators = helpers["e"]
+    assert isinstance(evaluators, list)
+    evaluators.append(compile_node(node, atoms))
+    return f"e[{len(evaluators) - 1}](f, {fields}) is not None"
 
 
 def _is_word_group(node: Node) -> bool:
@@ -154,67 +170,24 @@ def _group_atoms(node: Node, atoms: Atoms) -> tuple[int, ...]:
     return tuple(atom for child in node.children for atom in _group_atoms(child, atoms))
 
 
-def _has_word(words: tuple[int, ...]) -> Decider:
-    """Any of the words, in the fields."""
-    wanted = frozenset(words)
-
-    def decide(facts: Facts, fields: int) -> bool:
-        if fields == ALL_FIELDS:
-            return not facts.present.isdisjoint(wanted)
-        present = facts.present
-        return any(_any_in_fields(facts.places(atom), fields) for atom in wanted if atom in present)
-
-    return decide
+def _word_in(facts: Facts, present: set[int], atom: int, fields: int) -> bool:
+    """The word occurs in one of the fields."""
+    return atom in present and _any_in_fields(facts.places(atom), fields)
 
 
-def _scope_decider(bit: int, child: Decider) -> Decider:
-    return lambda facts, fields: child(facts, fields & bit)
-
-
-def _not_decider(child: Decider) -> Decider:
-    return lambda facts, fields: not child(facts, fields)
-
-
-# The deciders loop rather than call all() or any() on a generator: they run for every
-# woken watchlist, and the loop costs less.
-
-
-def _all_decider(children: list[Decider]) -> Decider:
-    def decide(facts: Facts, fields: int) -> bool:
-        for child in children:  # noqa: SIM110
-            if not child(facts, fields):
-                return False
-        return True
-
-    return decide
-
-
-def _any_decider(children: list[Decider]) -> Decider:
-    def decide(facts: Facts, fields: int) -> bool:
-        for child in children:  # noqa: SIM110
-            if child(facts, fields):
-                return True
-        return False
-
-    return decide
-
-
-def _has_near(left: tuple[int, ...], right: tuple[int, ...], distance: int) -> Decider:
+def _near_decide(
+    facts: Facts, present: set[int], left: tuple[int, ...], right: tuple[int, ...], distance: int, fields: int
+) -> bool:
     """A word of `left` within `distance` words of a word of `right`, in the fields."""
-
-    def decide(facts: Facts, fields: int) -> bool:
-        present = facts.present
-        ones = [atom for atom in left if atom in present]
-        others = [atom for atom in right if atom in present]
-        if not ones or not others:
-            return False
-        places = _places(facts, ones)
-        if fields != ALL_FIELDS:
-            # A place near another is in the same field: filtering one side is enough.
-            places = [place for place in places if (fields >> (place >> FIELD_SHIFT)) & 1]
-        return _any_near(places, _places(facts, others), distance)
-
-    return decide
+    ones = [atom for atom in left if atom in present]
+    others = [atom for atom in right if atom in present]
+    if not ones or not others:
+        return False
+    places = _places(facts, ones)
+    if fields != ALL_FIELDS:
+        # A place near another is in the same field: filtering one side is enough.
+        places = [place for place in places if (fields >> (place >> FIELD_SHIFT)) & 1]
+    return _any_near(places, _places(facts, others), distance)
 
 
 def _any_in_fields(places: list[int], fields: int) -> bool:

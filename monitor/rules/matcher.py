@@ -179,7 +179,7 @@ class Matcher:
             words = flat_words[index]
             if words is not None:
                 hits[names[index]] = Hit(names[index], article, words & present)
-            elif deciders[index](article, ALL_FIELDS):
+            elif deciders[index](article, present):
                 hits[names[index]] = Hit(names[index], article, evaluators[index])
         return hits
 
