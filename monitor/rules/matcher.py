@@ -5,9 +5,10 @@ words seen before, else the word, stem and case tables and one Aho-Corasick pass
 wildcards), giving the atoms present; pick the watchlists whose required words are all
 present (planner.py: a few bit-mask operations per atom, each over one bit per watchlist);
 settle those that presence alone decides, test the others on presence (boolean.py), and
-evaluate only the survivors. Positions, words and snippets are worked out for real hits
-alone, and shared between them. Apart from the bit masks, the work grows with the article
-and its hits, not with the number of watchlists.
+decide only the survivors on word places (a compiled boolean that stops at the first proof,
+compiler.py). A hit's words and snippet are worked out when first asked for, by the full
+evaluator, and shared with the article's other hits. Apart from the bit masks, the work
+grows with the article and its hits, not with the number of watchlists.
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ class Document:
 class Hit:
     """Why a watchlist matched an article.
 
-    Which watchlists match is decided without the words and snippets; each hit works its out
-    when first asked (sharing what it can with the article's other hits) and keeps them.
+    Which watchlists match is decided without the words and snippets; each hit works them out
+    when first asked (sharing what it can with the article's other hits) and keeps them. A
+    hit holds on to its article until it is dropped.
     """
 
     __slots__ = ("_article", "_evidence", "_places", "_shown", "_why", "watchlist")
