@@ -319,3 +319,29 @@ def test_token_cache_does_not_change_results():
     for text in ["CSTO i Kazakstan", "csto kazakiska", "CSTO i Kazakstan", "ny text om CSTO"]:
         doc = Document(text=text)
         assert cold.match(doc) == warm.match(doc) == overflowing.match(doc)
+
+
+
+def nested(depth: int, inner: str) -> str:
+    """ord0 OR (ord1 AND (ord2 OR (… inner …))): true when the odd words are present, the even
+    ones absent, and `inner` holds."""
+    return "".join(f"ord{i} {'AND' if i % 2 else 'OR'} (" for i in range(depth)) + inner + ")" * depth
+
+
+def test_query_nested_to_the_limit_matches_like_the_reference():
+    query = nested(50, "Kazakstan NEAR/2 CSTO")
+    odd_words = " ".join(f"ord{i}" for i in range(1, 50, 2))
+    for text in [f"{odd_words} Kazakstan och CSTO", f"{odd_words} Kazakstan och och CSTO"]:
+        doc = Document(text=text)
+        fast = {name: found.words for name, found in Matcher({"q": query}).match(doc).items()}
+        assert fast == reference_match({"q": query}, doc)
+    assert "q" in Matcher({"q": query}).match(Document(text=f"{odd_words} Kazakstan och CSTO"))
+
+
+@pytest.mark.parametrize("query", [nested(51, "Kazakstan"), "NOT " * 51 + "Kazakstan", nested(400, "x")])
+def test_query_nested_past_the_limit_is_refused_with_a_caret(query):
+    with pytest.raises(QueryError) as caught:
+        Matcher({"deep": query})
+    assert "nested more than 50 deep" in caught.value.message
+    assert caught.value.watchlist == "deep"
+    assert 1 <= caught.value.column <= len(query)

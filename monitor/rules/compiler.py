@@ -126,36 +126,37 @@ def compile_decider(node: Node, atoms: Atoms) -> Decider:
     Compiled to one Python expression (of atom ids, operators and calls of this module's
     helpers, never text from a query), so a test costs no call of its own. `atoms` must
     already hold every atom of `node` (the evaluator is compiled first)."""
-    helpers: dict[str, object] = {"word_in": _word_in, "near": _near_decide, "e": []}
+    evaluators: list[Evaluator] = []
     try:
-        return eval(f"lambda f, p: {_decide_source(node, atoms, ALL_FIELDS, helpers)}", helpers)
+        source = _decide_source(node, atoms, ALL_FIELDS, evaluators)
+        helpers = {"word_in": _word_in, "near": _near_decide, "e": evaluators}
+        return eval(f"lambda f, p: {source}", helpers)
     except (SyntaxError, RecursionError, MemoryError):
         # Nested too deep for Python's parser: the evaluator answers.
         evaluator = compile_node(node, atoms)
         return lambda facts, present: evaluator(facts, ALL_FIELDS) is not None
 
 
-def _decide_source(node: Node, atoms: Atoms, fields: int, helpers: dict[str, object]) -> str:
+def _decide_source(node: Node, atoms: Atoms, fields: int, evaluators: list[Evaluator]) -> str:
+    """The expression for `node` in `fields`; `evaluators` gathers those it calls (e[i])."""
     if isinstance(node, Term):
         atom = atoms.find(node)
         return f"{atom} in p" if fields == ALL_FIELDS else f"word_in(f, p, {atom}, {fields})"
     if isinstance(node, Meta):
         return f"{atoms.find(node)} in p"
     if isinstance(node, Scope):
-        return _decide_source(node.child, atoms, fields & FIELD_BITS[node.field], helpers)
+        return _decide_source(node.child, atoms, fields & FIELD_BITS[node.field], evaluators)
     if isinstance(node, Not):
-        return f"not ({_decide_source(node.child, atoms, fields, helpers)})"
+        return f"not ({_decide_source(node.child, atoms, fields, evaluators)})"
     if isinstance(node, And | Or):
         # Words first: their tests cost least and settle the most.
         children = sorted(node.children, key=lambda child: not isinstance(child, Term))
         join = " and " if isinstance(node, And) else " or "
-        return join.join(f"({_decide_source(child, atoms, fields, helpers)})" for child in children)
+        return join.join(f"({_decide_source(child, atoms, fields, evaluators)})" for child in children)
     if isinstance(node, Near) and _is_word_group(node.left) and _is_word_group(node.right):
         left, right = _group_atoms(node.left, atoms), _group_atoms(node.right, atoms)
         return f"near(f, p, {left}, {right}, {node.distance}, {fields})"
     # Phrases and NEAR of other nodes: their evaluator answers.
-    evaluators = helpers["e"]
-    assert isinstance(evaluators, list)
     evaluators.append(compile_node(node, atoms))
     return f"e[{len(evaluators) - 1}](f, {fields}) is not None"
 
@@ -191,6 +192,7 @@ def _near_decide(
 
 
 def _any_in_fields(places: list[int], fields: int) -> bool:
+    # A loop costs less than any() over a generator, and this runs for many watchlists.
     for place in places:  # noqa: SIM110
         if (fields >> (place >> FIELD_SHIFT)) & 1:
             return True

@@ -35,11 +35,15 @@ def parse_query(text: str) -> Node:
     return _Parser(text).parse()
 
 
+MAX_NESTING = 50
+
+
 class _Parser:
     def __init__(self, query: str) -> None:
         self.query = query
         self.tokens = lex(query)
         self.index = 0
+        self.depth = 0  # groups and NOTs open around the current token
 
     def parse(self) -> Node:
         if self._peek().kind is Kind.END:
@@ -85,8 +89,11 @@ class _Parser:
 
     def _not(self, meta: str | None) -> Node:
         if self._peek().kind is Kind.NOT:
-            self._operator()
-            return Not(self._not(meta))
+            operator = self._operator()
+            self._open(operator)
+            node = Not(self._not(meta))
+            self.depth -= 1
+            return node
         return self._primary(meta)
 
     def _primary(self, meta: str | None) -> Node:
@@ -111,11 +118,20 @@ class _Parser:
     def _group(self, opener: Token, meta: str | None) -> Node:
         if self._peek().kind is Kind.RPAREN:
             raise self._error("empty parentheses", opener)
+        self._open(opener)
         node = self._or(meta)
         if self._peek().kind is not Kind.RPAREN:
             raise self._error("'(' is never closed: add ')'", opener)
         self._advance()
+        self.depth -= 1
         return node
+
+    def _open(self, token: Token) -> None:
+        """Enters a group or NOT; deeper nesting than anyone writes is refused, not recursed
+        into until Python gives up."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self._error(f"groups and NOTs nested more than {MAX_NESTING} deep", token)
 
     def _scope(self, token: Token, meta: str | None) -> Node:
         if self._peek().kind not in _OPERAND_STARTS - {Kind.NOT}:
