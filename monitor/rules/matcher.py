@@ -41,8 +41,9 @@ from monitor.rules.text import WORD_RE, fold, nfc, split_words, stem
 TOKEN_CACHE_SIZE = 300_000
 _INDEX = (1 << FIELD_SHIFT) - 1  # the word-index part of a position
 _LANG_SUBTAG = re.compile(r"[-_]")
-# What made a query true: present atoms (all their places) and word spans (phrases, NEAR).
-Evidence = tuple[Collection[int], Collection[Span]]
+# What made a query true: the article's words that stand for its present atoms (all their
+# places), and word spans (phrases, NEAR).
+Evidence = tuple[set[str], Collection[Span]]
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,10 @@ class Hit:
     def _found(self) -> Evidence:
         if self._evidence is None:
             why = self._why
-            self._evidence = (why, ()) if isinstance(why, frozenset) else self._article.evidence(why)
+            if isinstance(why, frozenset):
+                self._evidence = (self._article.tokens_for(why), ())
+            else:
+                self._evidence = self._article.evidence(why)
         return self._evidence
 
     def _placed(self) -> list[tuple[int, int, str]]:
@@ -356,20 +360,23 @@ class _Article:
     # --- hits ---
 
     def evidence(self, evaluator: Evaluator) -> Evidence:
-        """The atoms (all their places) and the spans that make `evaluator` true."""
+        """The words (all their places) and the spans that make `evaluator` true."""
         found = evaluator(self, ALL_FIELDS)
         assert found is not None, "asked why a query holds that does not"
         return (
-            frozenset([item for item in found if isinstance(item, int)]),
+            self.tokens_for([item for item in found if isinstance(item, int)]),
             {item for item in found if not isinstance(item, int)},
         )
 
-    def placed(self, atoms: Collection[int], spans: Collection[Span]) -> list[tuple[int, int, str]]:
-        """The first place of each word of `atoms`, and each of `spans`, as (start, end,
-        written form), in reading order."""
+    def tokens_for(self, atoms: Collection[int]) -> set[str]:
+        """The article's words that stand for any of `atoms` (all present)."""
         atom_tokens = self._tokens_of()
+        return {token for atom in atoms for token in atom_tokens[atom]}
+
+    def placed(self, tokens: set[str], spans: Collection[Span]) -> list[tuple[int, int, str]]:
+        """The first place of each of `tokens`, and each of `spans`, as (start, end, written
+        form), in reading order."""
         first_places = self._first_places()
-        tokens = {token for atom in atoms for token in atom_tokens[atom]}
         places = [(first_places[token], first_places[token], token) for token in tokens]
         if spans:
             words_of = self.tokens
@@ -382,16 +389,14 @@ class _Article:
         return places
 
     def snippet(
-        self, places: list[tuple[int, int, str]], atoms: Collection[int], spans: Collection[Span]
+        self, places: list[tuple[int, int, str]], tokens: set[str], spans: Collection[Span]
     ) -> tuple[str, tuple[Span, ...]]:
-        """The snippet around the first of `places` (from `placed`), with the words of `atoms`
-        and the `spans` inside it marked."""
+        """The snippet around the first of `places` (from `placed`), with `tokens` and the
+        `spans` inside it marked."""
         if not places:
             # Matched on metadata alone: show the start of the article.
             text = next((f for f in (self.fields[1], self.fields[2], self.fields[0]) if f.strip()), "")
             return make_snippet(text, [])
-        atom_tokens = self._tokens_of()
-        tokens = {token for atom in atoms for token in atom_tokens[atom]}
         window = self._window(places[0][:2])
         word_marks = [mark for token, mark in window.marks if token in tokens]
         if not spans:
