@@ -23,19 +23,12 @@ def compile_boolean(node: Node, atoms: Atoms) -> tuple[Could, frozenset[int] | N
     """`could` for `node`, and for a flat query the atoms of its positive words (else None).
     `atoms` must already hold every atom of `node`."""
     source = _bounds(node, atoms, scoped=False)[0]
-    try:
-        # The expression holds nothing but atom ids and operators, never text from a query.
-        could = eval(f"lambda p: {source}")
-    except (SyntaxError, RecursionError, MemoryError):
-        # Nested too deep for Python's parser: let the full evaluator decide every time.
-        return _always, None
+    # The expression holds nothing but atom ids and operators, never text from a query; the
+    # parser's nesting limit (MAX_NESTING) keeps it within Python's.
+    could = eval(f"lambda p: {source}")
     if not _is_flat(node, under_or=False):
         return could, None
     return could, frozenset(atoms.find(term) for term in _positive_terms(node))
-
-
-def _always(present: set[int]) -> bool:
-    return True
 
 
 def _bounds(node: Node, atoms: Atoms, scoped: bool) -> tuple[str, str]:

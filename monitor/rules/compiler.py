@@ -127,14 +127,9 @@ def compile_decider(node: Node, atoms: Atoms) -> Decider:
     helpers, never text from a query), so a test costs no call of its own. `atoms` must
     already hold every atom of `node` (the evaluator is compiled first)."""
     evaluators: list[Evaluator] = []
-    try:
-        source = _decide_source(node, atoms, ALL_FIELDS, evaluators)
-        helpers = {"word_in": _word_in, "near": _near_decide, "e": evaluators}
-        return eval(f"lambda f, p: {source}", helpers)
-    except (SyntaxError, RecursionError, MemoryError):
-        # Nested too deep for Python's parser: the evaluator answers.
-        evaluator = compile_node(node, atoms)
-        return lambda facts, present: evaluator(facts, ALL_FIELDS) is not None
+    source = _decide_source(node, atoms, ALL_FIELDS, evaluators)
+    # The parser's nesting limit (MAX_NESTING) keeps the expression within Python's.
+    return eval(f"lambda f, p: {source}", {"word_in": _word_in, "near": _near_decide, "e": evaluators})
 
 
 def _decide_source(node: Node, atoms: Atoms, fields: int, evaluators: list[Evaluator]) -> str:
