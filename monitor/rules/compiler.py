@@ -148,7 +148,7 @@ def _decide_source(node: Node, atoms: Atoms, fields: int, evaluators: list[Evalu
         children = sorted(node.children, key=lambda child: not isinstance(child, Term))
         join = " and " if isinstance(node, And) else " or "
         return join.join(f"({_decide_source(child, atoms, fields, evaluators)})" for child in children)
-    if isinstance(node, Near) and _is_word_group(node.left) and _is_word_group(node.right):
+    if isinstance(node, Near) and _is_words(node.left) and _is_words(node.right):
         left, right = _group_atoms(node.left, atoms), _group_atoms(node.right, atoms)
         return f"near(f, p, {left}, {right}, {node.distance}, {fields})"
     # Phrases and NEAR of other nodes: their evaluator answers.
@@ -156,8 +156,9 @@ def _decide_source(node: Node, atoms: Atoms, fields: int, evaluators: list[Evalu
     return f"e[{len(evaluators) - 1}](f, {fields}) is not None"
 
 
-def _is_word_group(node: Node) -> bool:
-    return isinstance(node, Term) or (isinstance(node, Or) and all(map(_is_word_group, node.children)))
+def _is_words(node: Node) -> bool:
+    """A word, or an OR of words (unlike the planner's word groups, no metadata tests)."""
+    return isinstance(node, Term) or (isinstance(node, Or) and all(map(_is_words, node.children)))
 
 
 def _group_atoms(node: Node, atoms: Atoms) -> tuple[int, ...]:
