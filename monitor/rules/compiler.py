@@ -40,6 +40,9 @@ class Facts(Protocol):
 
     def positions(self, atom: int) -> set[int]: ...
 
+    # Whether a word of one of `atoms` is within `distance` words of one of `places`.
+    def any_within(self, places: list[int], atoms: frozenset[int], distance: int) -> bool: ...
+
 
 Evaluator = Callable[[Facts, int], Found]
 Decider = Callable[[Facts, set[int]], bool]  # (facts, present atoms)
@@ -129,7 +132,8 @@ def compile_decider(node: Node, atoms: Atoms) -> Decider:
     evaluators: list[Evaluator] = []
     source = _decide_source(node, atoms, ALL_FIELDS, evaluators)
     # The parser's nesting limit (MAX_NESTING) keeps the expression within Python's.
-    return eval(f"lambda f, p: {source}", {"word_in": _word_in, "near": _near_decide, "e": evaluators})
+    helpers = {"word_in": _word_in, "near": _near_decide, "near_items": _near_items, "e": evaluators}
+    return eval(f"lambda f, p: {source}", helpers)
 
 
 def _decide_source(node: Node, atoms: Atoms, fields: int, evaluators: list[Evaluator]) -> str:
@@ -151,7 +155,13 @@ def _decide_source(node: Node, atoms: Atoms, fields: int, evaluators: list[Evalu
     if isinstance(node, Near) and _is_words(node.left) and _is_words(node.right):
         left, right = _group_atoms(node.left, atoms), _group_atoms(node.right, atoms)
         return f"near(f, p, {left}, {right}, {node.distance}, {fields})"
-    # Phrases and NEAR of other nodes: their evaluator answers.
+    if isinstance(node, Near):
+        # Phrases or groups on a side: their evaluators find the side's items, and the first
+        # close pair settles it.
+        evaluators += [compile_node(node.left, atoms), compile_node(node.right, atoms)]
+        count = len(evaluators)
+        return f"near_items(f, e[{count - 2}], e[{count - 1}], {node.distance}, {fields})"
+    # Phrases: their evaluator answers.
     evaluators.append(compile_node(node, atoms))
     return f"e[{len(evaluators) - 1}](f, {fields}) is not None"
 
@@ -180,11 +190,45 @@ def _near_decide(
     others = [atom for atom in right if atom in present]
     if not ones or not others:
         return False
-    places = _places(facts, ones)
+    if len(ones) > len(others):
+        ones, others = others, ones  # fewer words likely have fewer places to look around
+    places = [place for atom in ones for place in facts.places(atom)]
     if fields != ALL_FIELDS:
         # A place near another is in the same field: filtering one side is enough.
         places = [place for place in places if (fields >> (place >> FIELD_SHIFT)) & 1]
-    return _any_near(places, _places(facts, others), distance)
+    return facts.any_within(places, frozenset(others), distance)
+
+
+def _near_items(facts: Facts, left: Evaluator, right: Evaluator, distance: int, fields: int) -> bool:
+    """What `_near`'s evaluator decides, stopping at the first close pair."""
+    ones = left(facts, fields)
+    if not ones:
+        return False
+    others = right(facts, fields)
+    if not others:
+        return False
+    one_places, one_spans = _places_and_spans(facts, ones)
+    other_places, other_spans = _places_and_spans(facts, others)
+    return (
+        _any_near(one_places, other_places, distance)
+        or any(_span_near(span, other_places, distance) for span in one_spans)
+        or any(_span_near(span, one_places, distance) for span in other_spans)
+        or bool(one_spans and other_spans and _near_to(one_spans, sorted(other_spans), distance))
+    )
+
+
+def _places_and_spans(facts: Facts, items: list[Item]) -> tuple[list[int], Spans]:
+    """The places of the atoms among `items` (in reading order), and the spans."""
+    atoms = [item for item in items if isinstance(item, int)]
+    spans = [item for item in items if not isinstance(item, int)]
+    return (_places(facts, atoms) if atoms else []), spans
+
+
+def _span_near(span: Span, places: list[int], distance: int) -> bool:
+    """Whether one of the sorted `places` is within `distance` words of `span`."""
+    start, end = span
+    at = bisect_left(places, start - distance)
+    return at < len(places) and places[at] <= end + distance
 
 
 def _any_in_fields(places: list[int], fields: int) -> bool:
