@@ -1,9 +1,13 @@
 """Matching articles: every example of the query language, and what a Hit reports."""
 
+import random
+
 import pytest
 from rules_reference import reference_match
 
-from monitor.rules import Document, Hit, Matcher, QueryError, highlight
+from monitor.rules import Document, Hit, Matcher, QueryError, highlight, parse_query
+from monitor.rules.compiler import Atoms, compile_node
+from monitor.rules.planner import Triggers
 
 
 def matches(query: str, **fields: str) -> bool:
@@ -236,6 +240,31 @@ def test_many_watchlists_only_matching_ones_are_returned():
     assert m.names == ["kz", "kg", "csto"]
     assert list(m.match(Document(text="ОДКБ i Kazakstan"))) == ["kz", "csto"]
     assert m.match(Document(text="inget här")) == {}
+
+
+def test_candidates_do_not_depend_on_the_room_for_word_groups():
+    # The planner keeps the ORed masks of the atom groups (one per word) it has met; when its
+    # room runs out it starts over, and an article with more groups than room goes atom by atom.
+    queries = [
+        "Kazakstan AND CSTO", "Ryssland OR (Nato NOT Sverige)", '"kollektiv säkerhet" NEAR/3 CSTO',
+        "title:Almaty", "Tokajev* AND (protest OR demonstration)", "Kirgizistan CSTO Ryssland",
+    ]  # fmt: skip
+    atoms, nodes = Atoms(), [parse_query(query) for query in queries]
+    for node in nodes:
+        atoms.start_watchlist()
+        compile_node(node, atoms)
+    roomy, tight = Triggers.plan(nodes, atoms), Triggers.plan(nodes, atoms, group_rows=4)
+    rng = random.Random(5)
+    # Few groups, so that most are met again, some after the room ran out.
+    count = len(atoms.keys)
+    pool = [(atom,) for atom in range(count)] + [tuple(sorted(rng.sample(range(count), 2))) for _ in range(6)]
+    woken = set()
+    for _ in range(500):
+        groups = set(rng.sample(pool, rng.randint(0, 6)))
+        found = tight.candidates(groups)
+        assert found == roomy.candidates(groups)
+        woken.update(found)
+    assert woken == set(range(len(queries)))
 
 
 def test_bad_query_names_its_watchlist():

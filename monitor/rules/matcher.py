@@ -169,13 +169,16 @@ class Matcher:
     def match(self, doc: Document) -> dict[str, Hit]:
         """The watchlists that match `doc`, by name, in the order they were given."""
         article = _Article(doc)
-        present = article.note_atoms(self._token_atoms(article.distinct_tokens()))
-        present |= self._metas.true_for(doc)
+        token_atoms = self._token_atoms(article.distinct_tokens())
+        metas = self._metas.true_for(doc)
+        present = article.note_atoms(token_atoms)
+        present |= metas
+        groups = {*token_atoms.values(), tuple(sorted(metas))} if metas else set(token_atoms.values())
         coulds, flat_words, vetoes = self._coulds, self._flat_words, self._triggers.vetoes
         hits = {}
         # Presence alone rules out most woken watchlists, and settles the flat ones.
         woken = []
-        for index in self._triggers.candidates(present):
+        for index in self._triggers.candidates(groups):
             vetoed = vetoes[index]
             if present.isdisjoint(vetoed) if vetoed is not None else coulds[index](present):
                 woken.append(index)

@@ -19,8 +19,8 @@ need nothing present (`NOT x`) are always candidates.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,8 @@ from monitor.rules.text import stem
 
 Clause = frozenset[int]
 SLOTS = 4
+# The masks of at most this many groups of atoms, or of this many bytes, are kept.
+GROUP_ROWS, GROUP_ROWS_BYTES = 50_000, 32 << 20
 
 # The most frequent Swedish (and a few English) words: present in nearly every article, so
 # the worst triggers, e.g. the "för" of "Organisationen för kollektiv säkerhet".
@@ -142,10 +144,15 @@ class Triggers:
     # presence alone decides it (a woken watchlist is then true exactly when none of them is
     # present); else None.
     vetoes: list[frozenset[int] | None]
+    # The masks of groups of atoms that come together (the atoms one word stands for), ORed:
+    # [row, slot, word], rows filled as groups are met, then started over when full.
+    group_masks: np.ndarray
+    group_rows: dict[tuple[int, ...], int] = field(default_factory=dict)
 
     @classmethod
-    def plan(cls, nodes: list[Node], atoms: Atoms) -> Triggers:
-        """Plans all watchlists; `atoms` must already hold every atom of `nodes`."""
+    def plan(cls, nodes: list[Node], atoms: Atoms, group_rows: int | None = None) -> Triggers:
+        """Plans all watchlists; `atoms` must already hold every atom of `nodes`. Keeps the
+        masks of up to `group_rows` groups (default: GROUP_ROWS, or GROUP_ROWS_BYTES' worth)."""
         chance = [_chance(key) for key in atoms.keys]
         # Words many watchlists share are likely topical, common words: weigh them up.
         share = 1.0 / max(1, len(nodes))
@@ -169,15 +176,34 @@ class Triggers:
         masks = np.zeros((len(atoms.keys), SLOTS, words), "<u8")
         for (atom, slot), mask in slots.items():
             masks[atom, slot] = _words(mask, words)
-        return cls(masks, np.stack([_words(mask, words) for mask in unused]), vetoed)
+        if group_rows is None:
+            group_rows = max(64, min(GROUP_ROWS, GROUP_ROWS_BYTES // (SLOTS * words * masks.itemsize)))
+        # Zeroed pages are only taken as rows are written.
+        group_masks = np.zeros((group_rows, SLOTS, words), masks.dtype)
+        return cls(masks, np.stack([_words(mask, words) for mask in unused]), vetoed, group_masks)
 
-    def candidates(self, present: set[int]) -> list[int]:
-        """The watchlists whose kept clauses are all met, in the order they were given."""
-        held = np.fromiter(present, np.intp, len(present))
-        met = np.bitwise_or.reduce(self.masks[held], axis=0) | self.unused
-        woken = np.bitwise_and.reduce(met, axis=0)
+    def candidates(self, groups: Collection[tuple[int, ...]]) -> list[int]:
+        """The watchlists whose kept clauses are all met, in the order they were given, when
+        the atoms present are those of `groups`. An article's atoms come in far fewer groups
+        (one per word) than atoms, so this ORs fewer masks."""
+        if len(self.group_rows) + len(groups) > len(self.group_masks):
+            self.group_rows.clear()  # start over, so that no group below pushes out another
+        if len(groups) > len(self.group_masks):
+            held = np.fromiter(set().union(*groups), np.intp)
+            met = np.bitwise_or.reduce(self.masks[held], axis=0)
+        else:
+            rows = np.fromiter([self._group_row(group) for group in groups], np.intp, len(groups))
+            met = np.bitwise_or.reduce(self.group_masks[rows], axis=0)
+        woken = np.bitwise_and.reduce(met | self.unused, axis=0)
         bits = np.unpackbits(woken.view(np.uint8), bitorder="little")
         return np.flatnonzero(bits[: len(self.vetoes)]).tolist()
+
+    def _group_row(self, group: tuple[int, ...]) -> int:
+        row = self.group_rows.get(group)
+        if row is None:
+            row = self.group_rows[group] = len(self.group_rows)
+            self.group_masks[row] = np.bitwise_or.reduce(self.masks[list(group)], axis=0)
+        return row
 
 
 def _words(mask: int, count: int) -> np.ndarray:
