@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Protocol
 
 from monitor.rules.nodes import And, Meta, Mode, Near, Node, Not, Or, Phrase, Scope, Term
@@ -40,8 +40,9 @@ class Facts(Protocol):
 
     def positions(self, atom: int) -> set[int]: ...
 
-    # Whether a word of one of `atoms` is within `distance` words of one of `places`.
-    def any_within(self, places: list[int], atoms: frozenset[int], distance: int) -> bool: ...
+    # Whether a word of one of `atoms` (all present) is within `distance` words of one of
+    # `places`.
+    def any_within(self, places: list[int], atoms: Collection[int], distance: int) -> bool: ...
 
 
 Evaluator = Callable[[Facts, int], Found]
@@ -196,7 +197,7 @@ def _near_decide(
     if fields != ALL_FIELDS:
         # A place near another is in the same field: filtering one side is enough.
         places = [place for place in places if (fields >> (place >> FIELD_SHIFT)) & 1]
-    return facts.any_within(places, frozenset(others), distance)
+    return facts.any_within(places, others, distance)
 
 
 def _near_items(facts: Facts, left: Evaluator, right: Evaluator, distance: int, fields: int) -> bool:

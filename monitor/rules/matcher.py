@@ -339,16 +339,15 @@ class _Article:
             self._positions[atom] = positions
         return positions
 
-    def any_within(self, places: list[int], atoms: frozenset[int], distance: int) -> bool:
-        """Whether a word standing for one of `atoms` is within `distance` words of one of
-        `places`: the words around each place are looked at, not the places of `atoms`."""
-        token_atoms, fields = self._token_atoms, self.tokens
+    def any_within(self, places: list[int], atoms: Collection[int], distance: int) -> bool:
+        """Whether a word standing for one of `atoms` (all present) is within `distance` words
+        of one of `places`: the words around each place are looked at, not the places of
+        `atoms`."""
+        wanted, fields = self.tokens_for(atoms), self.tokens
         for place in places:
             tokens, index = fields[place >> FIELD_SHIFT], place & _INDEX
-            for token in tokens[max(0, index - distance) : index + distance + 1]:
-                found = token_atoms.get(token)
-                if found is not None and not atoms.isdisjoint(found):
-                    return True
+            if not wanted.isdisjoint(tokens[max(0, index - distance) : index + distance + 1]):
+                return True
         return False
 
     def _tokens_of(self) -> dict[int, list[str]]:
