@@ -40,6 +40,9 @@ class Facts(Protocol):
 
     def positions(self, atom: int) -> set[int]: ...
 
+    # Whether the words after `place` stand for `atoms`, in order.
+    def followed_by(self, place: int, atoms: tuple[int, ...]) -> bool: ...
+
     # Whether a word of one of `atoms` (all present) is within `distance` words of one of
     # `places`.
     def any_within(self, places: list[int], atoms: Collection[int], distance: int) -> bool: ...
@@ -133,7 +136,10 @@ def compile_decider(node: Node, atoms: Atoms) -> Decider:
     evaluators: list[Evaluator] = []
     source = _decide_source(node, atoms, ALL_FIELDS, evaluators)
     # The parser's nesting limit (MAX_NESTING) keeps the expression within Python's.
-    helpers = {"word_in": _word_in, "near": _near_decide, "near_items": _near_items, "e": evaluators}
+    helpers = {
+        "word_in": _word_in, "phrase": _phrase_decide, "near": _near_decide, "near_items": _near_items,
+        "e": evaluators,
+    }  # fmt: skip
     return eval(f"lambda f, p: {source}", helpers)
 
 
@@ -162,9 +168,8 @@ def _decide_source(node: Node, atoms: Atoms, fields: int, evaluators: list[Evalu
         evaluators += [compile_node(node.left, atoms), compile_node(node.right, atoms)]
         count = len(evaluators)
         return f"near_items(f, e[{count - 2}], e[{count - 1}], {node.distance}, {fields})"
-    # Phrases: their evaluator answers.
-    evaluators.append(compile_node(node, atoms))
-    return f"e[{len(evaluators) - 1}](f, {fields}) is not None"
+    assert isinstance(node, Phrase)
+    return f"phrase(f, p, {tuple(atoms.find(part) for part in node.parts)}, {fields})"
 
 
 def _is_words(node: Node) -> bool:
@@ -181,6 +186,17 @@ def _group_atoms(node: Node, atoms: Atoms) -> tuple[int, ...]:
 def _word_in(facts: Facts, present: set[int], atom: int, fields: int) -> bool:
     """The word occurs in one of the fields."""
     return atom in present and _any_in_fields(facts.places(atom), fields)
+
+
+def _phrase_decide(facts: Facts, present: set[int], parts: tuple[int, ...], fields: int) -> bool:
+    """The phrase's words follow one another somewhere in the fields."""
+    if not present.issuperset(parts):
+        return False
+    rest = parts[1:]
+    for place in facts.places(parts[0]):
+        if (fields >> (place >> FIELD_SHIFT)) & 1 and facts.followed_by(place, rest):
+            return True
+    return False
 
 
 def _near_decide(

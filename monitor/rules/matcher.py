@@ -339,6 +339,19 @@ class _Article:
             self._positions[atom] = positions
         return positions
 
+    def followed_by(self, place: int, atoms: tuple[int, ...]) -> bool:
+        """Whether the words after `place` (in its field) stand for `atoms`, in order."""
+        tokens, index = self.tokens[place >> FIELD_SHIFT], place & _INDEX
+        following = tokens[index + 1 : index + 1 + len(atoms)]
+        if len(following) < len(atoms):
+            return False  # the field ends first
+        token_atoms = self._token_atoms
+        # A loop costs less than all() over a generator, and phrases are many.
+        for atom, token in zip(atoms, following, strict=True):  # noqa: SIM110
+            if atom not in token_atoms.get(token, ()):
+                return False
+        return True
+
     def any_within(self, places: list[int], atoms: Collection[int], distance: int) -> bool:
         """Whether a word standing for one of `atoms` (all present) is within `distance` words
         of one of `places`: the words around each place are looked at, not the places of
