@@ -22,6 +22,7 @@ from monitor.rules.nodes import (
     Term,
     has_positions,
 )
+from monitor.rules.text import WORD_RE, split_words
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -108,6 +109,29 @@ documents = st.builds(
     url=st.sampled_from(["https://www.svt.se/nyheter/utrikes/a", "https://dn.se/kazakstan", ""]),
     lang=st.sampled_from(["sv", "sv-SE", "en", "SV", ""]),
 )
+
+
+# Text that mixes words with every kind of separator: punctuation both ASCII and wide, odd
+# white space, combining marks, soft hyphens, underscores, digits of other scripts.
+texts = st.lists(
+    st.one_of(
+        st.sampled_from(ARTICLE_WORDS + PUNCTUATION),
+        st.sampled_from(["_", "\u00a0", "\u2009", "\u00ad", "\u0301", "”", "…", "•", "١٢", "½", "€", "\t"]),
+        st.characters(),
+    ),
+    max_size=30,
+).map("".join)
+
+
+@FAST
+@given(texts)
+def test_split_words_finds_what_the_word_regex_finds(text):
+    assert split_words(text) == WORD_RE.findall(text)
+
+
+def test_split_words_takes_lone_surrogates():
+    # Text decoded with errors="surrogateescape" holds them; they separate words.
+    assert split_words("Kazakstan\udcff–CSTO:s") == ["Kazakstan", "CSTO", "s"]
 
 
 @FAST

@@ -15,6 +15,12 @@ import snowballstemmer
 # "CSTO-styrkorna", "CSTO:s" and "Kazakstan-Ryssland" are words of their own.
 WORD_RE = re.compile(r"[^\W_]+")
 
+# The punctuation of most texts: ASCII (translated to spaces byte by byte) and the wider
+# marks of Swedish and English typography.
+_ASCII_SEPARATORS = bytes(code for code in range(128) if not chr(code).isalnum())
+_ASCII_PUNCTUATION = bytes.maketrans(_ASCII_SEPARATORS, b" " * len(_ASCII_SEPARATORS))
+_WIDE_PUNCTUATION = "–—”“’‘«»…•"
+
 # å, ä and ö are letters of their own in Swedish, not accented a and o: keep these marks.
 _KEPT_MARKS = frozenset({("a", "\u030a"), ("a", "\u0308"), ("o", "\u0308")})
 # Letters without a decomposition that Swedish writers treat as their Swedish or plain twin
@@ -40,11 +46,20 @@ def words(text: str) -> list[str]:
 
 
 def split_words(text: str) -> list[str]:
-    """`words` of a text already in NFC form."""
+    """`words` of a text already in NFC form: what WORD_RE finds, found faster."""
+    # Every character that is not a letter or digit separates words, so turning the usual
+    # punctuation into spaces changes no word; when only letters, digits and white space are
+    # left (as in most news text), str.split finds the words with no regex and no Python
+    # step per word.
+    for mark in _WIDE_PUNCTUATION:
+        if mark in text:
+            text = text.replace(mark, " ")
+    encoded = text.encode("utf-8", "surrogatepass")  # lone surrogates do occur
+    chunks = encoded.translate(_ASCII_PUNCTUATION).decode("utf-8", "surrogatepass").split()
+    if "".join(chunks).isalnum():  # (str.isalnum is exactly the regex's "letter or digit")
+        return chunks
     found: list[str] = []
-    # Most of a text is plain words between spaces; the regex is needed only where there is
-    # punctuation. (str.isalnum is exactly the regex's "letter or digit".)
-    for chunk in text.split():
+    for chunk in chunks:
         if chunk.isalnum():
             found.append(chunk)
         else:
