@@ -192,11 +192,12 @@ class Triggers:
             held = np.fromiter(set().union(*groups), np.intp)
             met = np.bitwise_or.reduce(self.masks[held], axis=0)
         else:
-            rows = np.fromiter([self._group_row(group) for group in groups], np.intp, len(groups))
+            known = self.group_rows.get
+            rows = [known(group) for group in groups]
+            if None in rows:
+                rows = [self._group_row(group) for group in groups]
             met = np.bitwise_or.reduce(self.group_masks[rows], axis=0)
-        woken = np.bitwise_and.reduce(met | self.unused, axis=0)
-        bits = np.unpackbits(woken.view(np.uint8), bitorder="little")
-        return np.flatnonzero(bits[: len(self.vetoes)]).tolist()
+        return _set_bits(np.bitwise_and.reduce(met | self.unused, axis=0).tolist())
 
     def _group_row(self, group: tuple[int, ...]) -> int:
         row = self.group_rows.get(group)
@@ -204,6 +205,18 @@ class Triggers:
             row = self.group_rows[group] = len(self.group_rows)
             self.group_masks[row] = np.bitwise_or.reduce(self.masks[list(group)], axis=0)
         return row
+
+
+def _set_bits(words: list[int]) -> list[int]:
+    """The numbers of the bits set in 64-bit words (word 0 holds bits 0-63), in order."""
+    found = []
+    for index, word in enumerate(words):
+        base = index * 64
+        while word:
+            low = word & -word
+            found.append(base + low.bit_length() - 1)
+            word ^= low
+    return found
 
 
 def _words(mask: int, count: int) -> np.ndarray:
