@@ -368,7 +368,7 @@ ODD_WORDS = " ".join(f"ord{i}" for i in range(1, 50, 2))
     ],
 )
 def test_query_nested_to_the_limit_matches_like_the_reference(query):
-    # The presence tests and deciders are compiled to Python expressions: the deepest query
+    # The deciders are compiled to Python expressions: the deepest query
     # the parser takes must compile too.
     matcher = Matcher({"q": query})
     for text in [f"{ODD_WORDS} Kazakstan och CSTO", f"{ODD_WORDS} Kazakstan och och CSTO"]:

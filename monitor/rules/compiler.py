@@ -155,8 +155,8 @@ def _decide_source(node: Node, atoms: Atoms, fields: int, evaluators: list[Evalu
     if isinstance(node, Not):
         return f"not ({_decide_source(node.child, atoms, fields, evaluators)})"
     if isinstance(node, And | Or):
-        # Words first: their tests cost least and settle the most.
-        children = sorted(node.children, key=lambda child: not isinstance(child, Term))
+        # Presence first: those tests cost least and settle the most.
+        children = sorted(node.children, key=_decide_order)
         join = " and " if isinstance(node, And) else " or "
         return join.join(f"({_decide_source(child, atoms, fields, evaluators)})" for child in children)
     if isinstance(node, Near) and _is_words(node.left) and _is_words(node.right):
@@ -170,6 +170,22 @@ def _decide_source(node: Node, atoms: Atoms, fields: int, evaluators: list[Evalu
         return f"near_items(f, e[{count - 2}], e[{count - 1}], {node.distance}, {fields})"
     assert isinstance(node, Phrase)
     return f"phrase(f, p, {tuple(atoms.find(part) for part in node.parts)}, {fields})"
+
+
+def _decide_order(node: Node) -> tuple[bool, bool]:
+    """Words, then other presence tests, then tests of places."""
+    return not isinstance(node, Term), _needs_places(node)
+
+
+def _needs_places(node: Node) -> bool:
+    """Whether deciding the node asks where words are, not only which are present."""
+    if isinstance(node, Phrase | Near | Scope):
+        return True
+    if isinstance(node, And | Or):
+        return any(_needs_places(child) for child in node.children)
+    if isinstance(node, Not):
+        return _needs_places(node.child)
+    return False
 
 
 def _is_words(node: Node) -> bool:
@@ -425,3 +441,33 @@ def _near_to(spans: Spans, others: Spans, distance: int) -> Spans:
         if any(other_end >= start - distance for _, other_end in others[low:high]):
             near.append((start, end))
     return near
+
+
+def flat_words(node: Node, atoms: Atoms) -> frozenset[int] | None:
+    """For a flat query (ANDs, ORs and NOTs of words and metadata tests, no AND below an OR),
+    whose hit words are simply its positive words that are present: their atoms. Else None."""
+    if not _is_flat(node, under_or=False):
+        return None
+    return frozenset(atoms.find(term) for term in _positive_terms(node))
+
+
+def _is_flat(node: Node, under_or: bool) -> bool:
+    # A false AND below an OR would drop its present words from the hit; an AND on the path
+    # from the root is true whenever the query is.
+    if isinstance(node, Term | Meta):
+        return True
+    if isinstance(node, Not):
+        return not _needs_places(node.child)
+    if isinstance(node, And):
+        return not under_or and all(_is_flat(child, under_or) for child in node.children)
+    if isinstance(node, Or):
+        return all(_is_flat(child, under_or=True) for child in node.children)
+    return False  # phrases, NEAR and scopes need places
+
+
+def _positive_terms(node: Node) -> list[Term]:
+    if isinstance(node, Term):
+        return [node]
+    if isinstance(node, And | Or):
+        return [term for child in node.children for term in _positive_terms(child)]
+    return []  # NOT adds no words to a hit; metadata has none

@@ -3,12 +3,12 @@
 Per article: split each field into words once; look each distinct word up once (a cache of
 words seen before, else the word, stem and case tables and one Aho-Corasick pass for all
 wildcards), giving the atoms present; pick the watchlists whose required words are all
-present (planner.py: a few bit-mask operations per atom, each over one bit per watchlist);
-settle those that presence alone decides, test the others on presence (boolean.py), and
-decide only the survivors on word places (a compiled boolean that stops at the first proof,
-compiler.py). A hit's words and snippet are worked out when first asked for, by the full
-evaluator, and shared with the article's other hits. Apart from the bit masks, the work
-grows with the article and its hits, not with the number of watchlists.
+present (planner.py: a few bit-mask operations per group of atoms that one word stands for,
+each over one bit per watchlist); settle those that presence alone decides, and decide the
+others with a compiled boolean that tests presence first and word places last, stopping at
+the first proof (compiler.py). A hit's words and snippet are worked out when first asked
+for, by the full evaluator, and shared with the article's other hits. Apart from the bit
+masks, the work grows with the article and its hits, not with the number of watchlists.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from itertools import chain
 
 from monitor.errors import QueryError
-from monitor.rules.boolean import Could, compile_boolean
 from monitor.rules.compiler import (
     ALL_FIELDS,
     FIELD_SHIFT,
@@ -30,6 +29,7 @@ from monitor.rules.compiler import (
     Spans,
     compile_decider,
     compile_node,
+    flat_words,
 )
 from monitor.rules.globs import GlobIndex, glob_regex
 from monitor.rules.nodes import Meta
@@ -139,7 +139,6 @@ class Matcher:
         self._atoms = Atoms()
         self._evaluators: list[Evaluator] = []
         self._deciders: list[Decider] = []
-        self._coulds: list[Could] = []
         self._flat_words: list[frozenset[int] | None] = []
         nodes = []
         for name, query in queries.items():
@@ -150,9 +149,7 @@ class Matcher:
             self._atoms.start_watchlist()
             self._evaluators.append(compile_node(node, self._atoms))
             self._deciders.append(compile_decider(node, self._atoms))
-            could, flat_words = compile_boolean(node, self._atoms)
-            self._coulds.append(could)
-            self._flat_words.append(flat_words)
+            self._flat_words.append(flat_words(node, self._atoms))
             nodes.append(node)
         self._triggers = Triggers.plan(nodes, self._atoms)
         self._globs = GlobIndex(self._atoms.globs)
@@ -174,23 +171,23 @@ class Matcher:
         present = article.note_atoms(token_atoms)
         present |= metas
         groups = {*token_atoms.values(), tuple(sorted(metas))} if metas else set(token_atoms.values())
-        coulds, flat_words, vetoes = self._coulds, self._flat_words, self._triggers.vetoes
+        names, vetoes, deciders = self._names, self._triggers.vetoes, self._deciders
         hits = {}
-        # Presence alone rules out most woken watchlists, and settles the flat ones.
-        woken = []
+        # The words and snippets of hits are worked out only when asked for.
         for index in self._triggers.candidates(groups):
             vetoed = vetoes[index]
-            if present.isdisjoint(vetoed) if vetoed is not None else coulds[index](present):
-                woken.append(index)
-        # The words and snippets of hits are worked out only when asked for.
-        names, evaluators, deciders = self._names, self._evaluators, self._deciders
-        for index in woken:
-            words = flat_words[index]
-            if words is not None:
-                hits[names[index]] = Hit(names[index], article, words & present)
+            if vetoed is not None:  # presence decides it: the kept clauses are all it needs
+                if present.isdisjoint(vetoed):
+                    hits[names[index]] = Hit(names[index], article, self._why(index, present))
             elif deciders[index](article, present):
-                hits[names[index]] = Hit(names[index], article, evaluators[index])
+                hits[names[index]] = Hit(names[index], article, self._why(index, present))
         return hits
+
+    def _why(self, index: int, present: set[int]) -> frozenset[int] | Evaluator:
+        """What a hit needs to work out its words: a flat query's present words, else the
+        query's evaluator."""
+        words = self._flat_words[index]
+        return self._evaluators[index] if words is None else words & present
 
     def _token_atoms(self, tokens: set[str]) -> dict[str, tuple[int, ...]]:
         """The atoms each word of the article stands for, leaving out words that stand for none."""

@@ -5,15 +5,16 @@ A query names words that must be present for it to be true: `a AND (b OR c)` nee
 watchlist keeps its (up to) `SLOTS` least likely clauses, one per slot. For each atom and
 slot there is a bit mask over all watchlists: bit w is set when the atom is in watchlist w's
 clause of that slot. An article's present atoms OR their masks together slot by slot; the
-watchlists whose bits survive the AND of all slots have every kept clause met. That is one
-vectorised OR per atom the article holds, over 64 watchlists to a machine word: no Python
-step per watchlist. The masks take atoms × SLOTS × watchlists / 8 bytes (7 MB for 10,000
-watchlists with 1,400 distinct terms).
+watchlists whose bits survive the AND of all slots have every kept clause met. The atoms
+come in groups, one per word of the article (the atoms it stands for), and each group's
+masks are ORed once and kept: that is one vectorised OR per group, over 64 watchlists to a
+machine word, and no Python step per watchlist. The masks take atoms × SLOTS × watchlists / 8
+bytes (7 MB for 10,000 watchlists with 1,400 distinct terms), the kept groups up to 32 MB.
 
 When those clauses and the words under top-level NOTs (vetoes) say all there is to a query
 (an AND of words, OR-groups of words and NOT-ed words), presence decides it with one set
-test; the others are tested on the presence of all their words (boolean.py). Queries that
-need nothing present (`NOT x`) are always candidates.
+test; the others go to their deciders (compiler.py). Queries that need nothing present
+(`NOT x`) are always candidates.
 """
 
 from __future__ import annotations
