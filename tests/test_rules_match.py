@@ -7,7 +7,7 @@ from rules_reference import reference_match
 
 from monitor.rules import Document, Hit, Matcher, QueryError, highlight, parse_query
 from monitor.rules.compiler import Atoms, compile_node
-from monitor.rules.planner import Triggers
+from monitor.rules.planner import Triggers, required_clauses
 
 
 def matches(query: str, **fields: str) -> bool:
@@ -265,6 +265,16 @@ def test_candidates_do_not_depend_on_the_room_for_word_groups():
         assert found == roomy.candidates(groups)
         woken.update(found)
     assert woken == set(range(len(queries)))
+
+
+def test_planner_needs_every_word_that_all_branches_of_an_or_share():
+    atoms, node = Atoms(), parse_query('("Anna Berg" OR "Anna Bergs") AND (val OR "riksdagen")')
+    compile_node(node, atoms)
+    words = {atom: key[1] for atom, key in enumerate(atoms.keys)}
+    clauses = required_clauses(node, atoms, cost=len)
+    assert sorted(sorted(words[atom] for atom in clause) for clause in clauses) == [
+        ["anna"], ["berg", "bergs"], ["riksdagen", "val"],
+    ]  # fmt: skip
 
 
 def test_bad_query_names_its_watchlist():

@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from itertools import product
+from math import prod
 
 import numpy as np
 
@@ -31,6 +33,8 @@ from monitor.rules.text import stem
 
 Clause = frozenset[int]
 SLOTS = 4
+# At most this many clauses are drawn from one OR (the product of its children's counts).
+OR_UNIONS = 16
 # The masks of at most this many groups of atoms, or of this many bytes, are kept.
 GROUP_ROWS, GROUP_ROWS_BYTES = 50_000, 32 << 20
 
@@ -71,15 +75,19 @@ def _required(node: Node, atoms: Atoms, cost: Callable[[Clause], float]) -> list
     if isinstance(node, And):
         return [clause for child in node.children for clause in _required(child, atoms, cost)]
     if isinstance(node, Or):
-        # Some child must be true, so the union of one clause per child is required.
-        union: set[int] = set()
+        # Some child must be true, so every union of one clause per child is required. With
+        # few such unions, all are offered ("Anna Berg" OR "Anna Bergs" needs `anna`, and
+        # `berg` or `bergs`); else the union of each child's cheapest.
+        choices = []
         for child in node.children:
             required = _required(child, atoms, cost)
             if not required:
                 return []
-            cheapest: Clause = min(required, key=cost)
-            union |= cheapest
-        return [frozenset(union)]
+            choices.append(required)
+        if prod(map(len, choices)) > OR_UNIONS:
+            return [frozenset().union(*(min(required, key=cost) for required in choices))]
+        unions = {frozenset().union(*picked) for picked in product(*choices)}
+        return [union for union in unions if not any(other < union for other in unions)]
     return []  # NOT needs nothing present
 
 
