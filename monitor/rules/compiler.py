@@ -234,12 +234,10 @@ def _near_decide(
 
 def _near_items(facts: Facts, left: Evaluator, right: Evaluator, distance: int, fields: int) -> bool:
     """What `_near`'s evaluator decides, stopping at the first close pair."""
-    ones = left(facts, fields)
-    if not ones:
+    sides = _near_sides(facts, left, right, fields)
+    if sides is None:
         return False
-    others = right(facts, fields)
-    if not others:
-        return False
+    ones, others = sides
     one_places, one_spans = _places_and_spans(facts, ones)
     other_places, other_spans = _places_and_spans(facts, others)
     return (
@@ -367,12 +365,10 @@ def _or(children: list[Evaluator]) -> Evaluator:
 
 def _near(left: Evaluator, right: Evaluator, distance: int) -> Evaluator:
     def evaluate(facts: Facts, fields: int) -> Found:
-        ones = left(facts, fields)
-        if not ones:
+        sides = _near_sides(facts, left, right, fields)
+        if sides is None:
             return None
-        others = right(facts, fields)
-        if not others:
-            return None
+        ones, others = sides
         if _all_atoms(ones) and _all_atoms(others):
             # Words on both sides (the usual case): compare places, not spans.
             places = close_places(_places(facts, ones), _places(facts, others), distance)
@@ -381,6 +377,18 @@ def _near(left: Evaluator, right: Evaluator, distance: int) -> Evaluator:
         return pairs or None
 
     return evaluate
+
+
+def _near_sides(
+    facts: Facts, left: Evaluator, right: Evaluator, fields: int
+) -> tuple[list[Item], list[Item]] | None:
+    """What the operands of a NEAR found, or None when one found nothing to be near (a true
+    NOT or metadata test has no place): the NEAR is then false."""
+    ones = left(facts, fields)
+    if not ones:
+        return None
+    others = right(facts, fields)
+    return (ones, others) if others else None
 
 
 def _all_atoms(items: list[Item]) -> bool:
