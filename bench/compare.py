@@ -19,7 +19,6 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import match as bench  # noqa: E402  (bench/match.py: the articles and watchlists)
 
-from monitor.rules import Document, Matcher  # noqa: E402
+from monitor.rules import Matcher  # noqa: E402
 
 OLD_PACKAGE = "monitor_compared"
 SLICE = 40  # articles per turn
@@ -51,16 +50,6 @@ def import_revision(revision: str, into: Path) -> type:
     return module.Matcher
 
 
-def explained(match: Callable[[Document], dict]) -> Callable[[Document], dict]:
-    def run(doc: Document) -> dict:
-        hits = match(doc)
-        for hit in hits.values():
-            _ = hit.words, hit.snippet, hit.snippet_spans
-        return hits
-
-    return run
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("revision")
@@ -79,7 +68,8 @@ def main() -> None:
         new_matcher = Matcher(queries)
         runs = {args.revision: old_matcher.match, "this tree": new_matcher.match}
         if args.snippets:
-            runs = {name: explained(run) for name, run in runs.items()}
+            # As bench/match.py's "+ snippets": every hit's words and snippet too.
+            runs = {name: lambda doc, run=run: bench.shown(run(doc)) for name, run in runs.items()}
         # The old revision has its own Document class; its fields are the same.
         old_docs = [old_matcher.match.__globals__["Document"](**vars(doc)) for doc in docs]
         inputs = {args.revision: old_docs, "this tree": docs}
