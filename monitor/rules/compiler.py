@@ -194,9 +194,15 @@ def _is_words(node: Node) -> bool:
 
 
 def _group_atoms(node: Node, atoms: Atoms) -> tuple[int, ...]:
-    if isinstance(node, Term):
-        return (atoms.find(node),)
-    return tuple(atom for child in node.children for atom in _group_atoms(child, atoms))
+    return tuple(atoms.find(leaf) for leaf in group_leaves(node))
+
+
+def group_leaves(node: Node) -> list[Term | Meta]:
+    """The words and metadata tests of a word group: one of them, or an OR of such groups."""
+    if isinstance(node, Or):
+        return [leaf for child in node.children for leaf in group_leaves(child)]
+    assert isinstance(node, Term | Meta)
+    return [node]
 
 
 def _word_in(facts: Facts, present: set[int], atom: int, fields: int) -> bool:

@@ -27,7 +27,7 @@ from math import prod
 
 import numpy as np
 
-from monitor.rules.compiler import Atoms
+from monitor.rules.compiler import Atoms, group_leaves
 from monitor.rules.nodes import And, Meta, Near, Node, Not, Or, Phrase, Scope, Term
 from monitor.rules.text import stem
 
@@ -97,7 +97,7 @@ def vetoes(node: Node, atoms: Atoms) -> frozenset[int]:
     vetoed: set[int] = set()
     for part in _conjuncts(node):
         if isinstance(part, Not) and _is_word_group(part.child):
-            vetoed.update(atoms.find(leaf) for leaf in _leaves(part.child))
+            vetoed.update(atoms.find(leaf) for leaf in group_leaves(part.child))
     return frozenset(vetoed)
 
 
@@ -121,13 +121,6 @@ def _is_word_group(node: Node) -> bool:
     if isinstance(node, Or):
         return all(_is_word_group(child) for child in node.children)
     return isinstance(node, Term | Meta)
-
-
-def _leaves(node: Node) -> list[Term | Meta]:
-    if isinstance(node, Or):
-        return [leaf for child in node.children for leaf in _leaves(child)]
-    assert isinstance(node, Term | Meta)
-    return [node]
 
 
 def _chance(key: tuple[str, ...]) -> float:
