@@ -101,8 +101,9 @@ def _registered_domain(host: str) -> str:
 def _suffixes():  # noqa: ANN202 - tldextract is imported lazily, it loads a large list
     import tldextract
 
-    # The bundled public-suffix snapshot only: no download, no cache file.
-    return tldextract.TLDExtract(cache_dir=None, suffix_list_urls=())
+    # The bundled public-suffix snapshot only: no download, no cache file. Private suffixes
+    # count: two blogs on github.io or blogspot.com are two sites.
+    return tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), include_psl_private_domains=True)
 
 
 def _is_tracking(param: str) -> bool:

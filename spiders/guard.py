@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from scrapy import Request
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import CannotResolveHostError, IgnoreRequest
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import DNSLookupError
@@ -83,10 +83,13 @@ def _host(url: str) -> str:
 
 @provider(IResolutionReceiver)
 class _Filter:
-    """Passes resolved addresses on, dropping private ones for a name that may not have them."""
+    """Passes resolved addresses on, dropping private ones for a name that may not have them.
+    When every address was dropped, the resolver remembers why, for LinkGuard's message."""
 
     def __init__(self, receiver: Any, name: str, guard: GuardedResolver, allowed: bool) -> None:
         self.receiver, self.name, self.guard, self.allowed = receiver, name, guard, allowed
+        self.passed: list[Any] = []
+        self.dropped: list[str] = []
 
     def resolutionBegan(self, resolution: Any) -> None:  # noqa: N802 - Twisted's interface
         self.receiver.resolutionBegan(resolution)
@@ -94,11 +97,16 @@ class _Filter:
     def addressResolved(self, address: Any) -> None:  # noqa: N802
         parsed = ip_literal(getattr(address, "host", ""))
         if not self.allowed and (parsed is None or is_private_address(parsed)):
-            self.guard.refused[self.name] = str(parsed or address)
+            self.dropped.append(str(parsed or address))
             return
+        self.passed.append(address)
         self.receiver.addressResolved(address)
 
     def resolutionComplete(self) -> None:  # noqa: N802
+        if self.dropped and not self.passed:
+            self.guard.refused[self.name] = self.dropped[0]
+        else:
+            self.guard.refused.pop(self.name, None)
         self.receiver.resolutionComplete()
 
 
@@ -197,7 +205,7 @@ class LinkGuard:
             raise Refused(f"refused: {host} is a private address")
 
     def process_exception(self, request: Request, exception: BaseException, spider: Any = None) -> None:
-        if isinstance(exception, DNSLookupError):
+        if isinstance(exception, (DNSLookupError, CannotResolveHostError)):
             host = (urlparse_cached(request).hostname or "").lower()
             address = self.guard.refused.pop(host, None)
             if address is not None:
