@@ -98,7 +98,7 @@ def _registered_domain(host: str) -> str:
 
 
 @cache
-def _suffixes():  # noqa: ANN202 - tldextract is imported lazily, it loads a large list
+def _suffixes():
     import tldextract
 
     # The bundled public-suffix snapshot only: no download, no cache file. Private suffixes

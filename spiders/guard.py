@@ -91,10 +91,10 @@ class _Filter:
         self.passed: list[Any] = []
         self.dropped: list[str] = []
 
-    def resolutionBegan(self, resolution: Any) -> None:  # noqa: N802 - Twisted's interface
+    def resolutionBegan(self, resolution: Any) -> None:
         self.receiver.resolutionBegan(resolution)
 
-    def addressResolved(self, address: Any) -> None:  # noqa: N802
+    def addressResolved(self, address: Any) -> None:
         parsed = ip_literal(getattr(address, "host", ""))
         if not self.allowed and (parsed is None or is_private_address(parsed)):
             self.dropped.append(str(parsed or address))
@@ -102,7 +102,7 @@ class _Filter:
         self.passed.append(address)
         self.receiver.addressResolved(address)
 
-    def resolutionComplete(self) -> None:  # noqa: N802
+    def resolutionComplete(self) -> None:
         if self.dropped and not self.passed:
             self.guard.refused[self.name] = self.dropped[0]
         else:
@@ -131,9 +131,9 @@ class GuardedResolver:
     def may_resolve_privately(self, name: str) -> bool:
         return self.allow_private or name in self.trusted or name in self.learned
 
-    def resolveHostName(  # noqa: N802 - Twisted's interface
-        self, resolutionReceiver: Any, hostName: str, portNumber: int = 0,  # noqa: N803
-        addressTypes: Any = None, transportSemantics: str = "TCP",  # noqa: N803
+    def resolveHostName(
+        self, resolutionReceiver: Any, hostName: str, portNumber: int = 0,
+        addressTypes: Any = None, transportSemantics: str = "TCP",
     ) -> Any:
         name = hostName.lower().rstrip(".")
         receiver = _Filter(resolutionReceiver, name, self, self.may_resolve_privately(name))

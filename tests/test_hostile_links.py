@@ -99,7 +99,7 @@ def test_an_out_of_range_port_or_an_ipv6_link_costs_only_its_own_entry(
     site.write("bra.html", page("Kazakstan stänger gränsen", "Kazakstan stängde på tisdagen gränsen."))
     with ipv6_site() as v6:
         items = [
-            (f"http://127.0.0.1:99999/trasig", "Kazakstan trasig länk", "Kazakstan trasig."),
+            ("http://127.0.0.1:99999/trasig", "Kazakstan trasig länk", "Kazakstan trasig."),
             (f"{site.base}/bra.html", "Kazakstan stänger gränsen", "Kazakstan stängde gränsen."),
         ]
         if v6:
@@ -217,8 +217,8 @@ def test_a_hostile_canonical_link_does_not_rewrite_the_stored_url(
 ) -> None:
     """Found as: a page's canonical link to another outlet's article took that article's URL
     (the real one never alerted), and one to javascript: ended up as the link in the alert."""
-    port = port_of(site)
-    ours, theirs = f"http://nyheter.example.se:{port}", f"http://annan.example.com:{port}"
+    # Two sites on one server: 127.0.0.1 and localhost are different hosts, so different sites.
+    ours, theirs = site.base, site.base.replace("127.0.0.1", "localhost")
     stolen = f"{theirs}/annan/kazakstan-original.html"
     site.write("annan/kazakstan-original.html", page("Kazakstan: originalet", "Kazakstan originaltext."))
     site.write("annan/rss.xml", feed([(stolen, "Kazakstan: originalet", "Kazakstan originaltext.")]))
@@ -233,8 +233,7 @@ def test_a_hostile_canonical_link_does_not_rewrite_the_stored_url(
         {"name": "vara", "type": "feed", "url": f"{ours}/vara/rss.xml", "interval": "10m"},
         {"name": "annan", "type": "feed", "url": f"{theirs}/annan/rss.xml", "interval": "10m"},
     ]
-    hosts = {"nyheter.example.se": "127.0.0.1", "annan.example.com": "127.0.0.1"}
-    config = write_config(tmp_path, config_for(site, receiver, sources, hosts=hosts))
+    config = write_config(tmp_path, config_for(site, receiver, sources))
     result = run_monitor(config, "once")
 
     assert result.returncode == 0, result.stderr
@@ -276,11 +275,11 @@ def test_links_to_private_addresses_are_refused_for_a_public_source(
         site.write(path, page("Hemlig Kazakstan-rapport", "Hemlig intern text om Kazakstan."))
     site.write("bra.html", page("Kazakstan stänger gränsen", "Kazakstan stängde på tisdagen gränsen."))
     items = [
-        (f"http://127.0.0.1:{port}{SECRET_PATHS[0]}", "Kazakstan A", "Kazakstan a."),
-        ("http://169.254.169.254/latest/meta-data/", "Kazakstan B", "Kazakstan b."),
-        (f"http://intern.example.se:{port}{SECRET_PATHS[1]}", "Kazakstan C", "Kazakstan c."),
-        (f"http://[::ffff:127.0.0.1]:{port}{SECRET_PATHS[2]}", "Kazakstan D", "Kazakstan d."),
-        (f"http://localhost:{port}{SECRET_PATHS[3]}", "Kazakstan E", "Kazakstan e."),
+        (f"http://127.0.0.1:{port}{SECRET_PATHS[0]}", "Rapport A", "Rapport a."),
+        ("http://169.254.169.254/latest/meta-data/", "Rapport B", "Rapport b."),
+        (f"http://intern.example.se:{port}{SECRET_PATHS[1]}", "Rapport C", "Rapport c."),
+        (f"http://[::ffff:127.0.0.1]:{port}{SECRET_PATHS[2]}", "Rapport D", "Rapport d."),
+        (f"http://localhost:{port}{SECRET_PATHS[3]}", "Rapport E", "Rapport e."),
         (f"{ours}/bra.html", "Kazakstan stänger gränsen", "Kazakstan stängde gränsen."),
     ]
     site.write("rss/publik.xml", feed(items))
@@ -308,8 +307,9 @@ def test_links_to_private_addresses_are_refused_for_a_public_source(
     assert not requested & set(SECRET_PATHS), "refused before connecting"
     bodies = alerted(receiver)
     assert "Hemlig" not in json.dumps(bodies, ensure_ascii=False)
-    # The refused articles still alert on their headlines, like any page that failed.
-    assert f"{ours}/bra.html" in {b["article"]["url"] for b in bodies}
+    # Only the secret text would match: the refused links (headlines without a watched word)
+    # send nothing; the source's own article alerts.
+    assert [b["article"]["url"] for b in bodies] == [f"{ours}/bra.html"]
 
 
 def test_allow_private_lets_a_public_source_link_to_the_intranet(
@@ -319,7 +319,7 @@ def test_allow_private_lets_a_public_source_link_to_the_intranet(
     ours = f"http://nyheter.example.se:{port}"
     site.write(SECRET_PATHS[0], page("Intern Kazakstan-rapport", "Intern text om Kazakstan."))
     site.write("rss/publik.xml", feed([
-        (f"http://127.0.0.1:{port}{SECRET_PATHS[0]}", "Kazakstan A", "Kazakstan a.")]))
+        (f"http://127.0.0.1:{port}{SECRET_PATHS[0]}", "Rapport A", "Rapport a.")]))
     sources = [{"name": "publik", "type": "feed", "url": f"{ours}/rss/publik.xml", "interval": "10m"}]
     config = write_config(tmp_path, config_for(
         site, receiver, sources, hosts={"nyheter.example.se": "127.0.0.1"}, allow_private=True))
@@ -342,7 +342,8 @@ def test_crawl_hosts_and_allow_private_are_validated(tmp_path: Path) -> None:
     assert settings.hosts == (("nyheter.example.se", ("127.0.0.1",)), ("b.se", ("10.0.0.1", "::1")))
     assert settings.allow_private is False
     assert load("  allow_private: true\n").crawl.allow_private is True
-    with pytest.raises(ConfigError, match=r"crawl\.hosts\.a\.se: expected an IP address, got 'b\.se' \(line 6\)"):
+    with pytest.raises(ConfigError,
+                       match=r"crawl\.hosts\.a\.se: expected an IP address, got .b\.se. \(line 6\)"):
         load("  hosts:\n    a.se: b.se\n")
     with pytest.raises(ConfigError, match=r"crawl\.hosts\.http://a\.se: expected a host name"):
         load("  hosts:\n    http://a.se: 127.0.0.1\n")
@@ -385,3 +386,56 @@ def ipv6_site() -> Iterator[str | None]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def redirector(locations: dict[str, str], bodies: dict[str, str]) -> Iterator[int]:
+    """A server on 127.0.0.1 answering 302 with the given Location per path, or 200 with one of
+    `bodies` (filled in by the caller once the port is known); its port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = bodies.get(self.path, "").encode()
+            self.send_response(302 if self.path in locations else 200)
+            if self.path in locations:
+                self.send_header("Location", locations[self.path])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_redirects_are_checked_like_links(tmp_path: Path, site: Site, receiver: Receiver) -> None:
+    """A public page that redirects to the intranet or to file: is refused after the redirect."""
+    port = port_of(site)
+    site.write(SECRET_PATHS[0], page("Hemlig rapport", "Hemlig intern text om Kazakstan."))
+    secret = tmp_path / "hemlig.html"
+    secret.write_text(page("Hemlig fil", "Hemlig text om Kazakstan från disken."), encoding="utf-8")
+    locations = {"/till-intern": f"http://127.0.0.1:{port}{SECRET_PATHS[0]}",
+                 "/till-fil": secret.as_uri()}
+    bodies: dict[str, str] = {}
+    with redirector(locations, bodies) as rport:
+        ours = f"http://omdirigering.example.se:{rport}"
+        bodies["/rss.xml"] = feed([(f"{ours}{path}", f"Rapport {path}", "Rapport.") for path in locations])
+        sources = [{"name": "publik", "type": "feed", "url": f"{ours}/rss.xml", "interval": "10m"}]
+        config = write_config(tmp_path, config_for(
+            site, receiver, sources, hosts={"omdirigering.example.se": "127.0.0.1"}))
+        result = run_monitor(config, "once", timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    errors = {a["url"]: a["fetch_error"] for a in articles(tmp_path)}
+    assert errors[f"{ours}/till-intern"] == "refused: 127.0.0.1 is a private address"
+    assert errors[f"{ours}/till-fil"] is not None
+    assert SECRET_PATHS[0] not in {path for _, path, _ in site.requests}
+    assert alerted(receiver) == []
