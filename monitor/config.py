@@ -8,6 +8,7 @@ environment for settings.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -364,9 +365,31 @@ def _crawl_settings(s: _Section, cache_dir: Path) -> CrawlSettings:
         obey_robots=s.take("obey_robots", bool, True),
         max_backoff=_duration(s, "max_backoff", 4 * 3600),
         cache_dir=cache_dir if s.take("page_cache", bool, True) else None,
+        allow_private=s.take("allow_private", bool, False),
+        hosts=_hosts(s),
     )
     s.done()
     return settings
+
+
+def _hosts(s: _Section) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """crawl.hosts: host name → an IP address or a list of them, used instead of DNS."""
+    hosts = s.section("hosts", {})
+    pinned = []
+    for name in list(hosts.data):
+        host = str(name).strip().lower().rstrip(".")
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?", host):
+            raise hosts.error(str(name), "expected a host name (no scheme, port or path)")
+        addresses = hosts.strings(name)
+        for i, address in enumerate(addresses):
+            try:
+                ipaddress.ip_address(address.strip())
+            except ValueError:
+                raise hosts.error(f"{name}[{i}]" if len(addresses) > 1 else name,
+                                  f"expected an IP address, got {address!r}") from None
+        pinned.append((host, tuple(a.strip() for a in addresses)))
+    hosts.done()
+    return tuple(pinned)
 
 
 def _user_agent(s: _Section) -> str:

@@ -39,6 +39,13 @@ def scrapy_settings(crawl: CrawlSettings, sources: Sequence[Source] = ()) -> dic
             "scrapy.extensions.logstats.LogStats": None,
         },
         "DOWNLOAD_SLOTS": download_slots(sources),
+        # Only http(s) is ever fetched: no file:, data:, s3: or ftp: handler exists, and the
+        # guard refuses them (and private addresses) with a reason. See spiders/guard.py.
+        "DOWNLOAD_HANDLERS": {"file": None, "data": None, "s3": None, "ftp": None},
+        "DOWNLOADER_MIDDLEWARES": {"spiders.guard.LinkGuard": 40},
+        "MONITOR_ALLOW_PRIVATE": crawl.allow_private,
+        "MONITOR_HOSTS": {name: list(addresses) for name, addresses in crawl.hosts},
+        "MONITOR_SOURCE_HOSTS": sorted({h for h in (urlsplit(s.url).hostname for s in sources) if h}),
         "MONITOR_PAGE_CACHE_DIR": str(crawl.cache_dir) if crawl.cache_dir else None,
         "TWISTED_REACTOR": ASYNCIO_REACTOR,
         "LOG_ENABLED": False,  # our root handler prints Scrapy's warnings; see cli logging

@@ -21,12 +21,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urljoin
 
 import py3langid
 from lxml.html import HtmlElement
 from trafilatura import bare_extraction
 from trafilatura.utils import load_html
+
+from monitor.normalize import same_site, usable_url
 
 # Below this many characters of main text a statistical language guess is
 # unreliable (a paywalled lede, a short notice), so the page's own
@@ -235,12 +236,16 @@ def _canonical_url(tree: HtmlElement, page_url: str) -> str | None:
     """The page's own idea of its address, resolved against where we fetched it.
 
     Sites often write canonical links as paths; trafilatura only resolves
-    those when og:url is absolute, so the join is done here.
+    those when og:url is absolute, so the join is done here. A page may only
+    rename itself within its own site and to an http(s) address: a canonical
+    link to another outlet, ``file:`` or ``javascript:`` is ignored, so the
+    link we were given stays the article's identity.
     """
     for xpath in ('//link[@rel="canonical"]/@href', '//meta[@property="og:url"]/@content'):
         values = [value.strip() for value in tree.xpath(xpath) if value.strip()]
         if values:
-            return urljoin(page_url, values[0])
+            url = usable_url(values[0], page_url)
+            return url if url and same_site(url, page_url) else None
     return None
 
 

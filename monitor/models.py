@@ -75,6 +75,10 @@ class CrawlSettings:
     obey_robots: bool = True
     max_backoff: int = 4 * 3600  # a failing source is retried at least this often
     cache_dir: Path | None = None  # HTTP cache of article pages
+    # Links inside documents may reach private addresses (loopback, RFC 1918, link-local …).
+    allow_private: bool = False
+    # Fixed addresses for host names, like /etc/hosts: ((name, (address, …)), …)
+    hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

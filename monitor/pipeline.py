@@ -139,7 +139,10 @@ def merge_results(results: list[PollResult]) -> dict[str, PollResult]:
 
 async def fetch_texts(monitor: Monitor, source_names: list[str], report: CycleReport) -> None:
     waiting = monitor.store.articles_in_state(FETCH, source_names)
-    pages = await monitor.crawler.fetch_pages([PageTarget(a.id, a.url) for a in waiting])
+    # The source's URL decides which addresses its links may reach (spiders/guard.py).
+    origins = {s.name: s.url for s in monitor.config.sources}
+    pages = await monitor.crawler.fetch_pages(
+        [PageTarget(a.id, a.url, origins.get(a.source, "")) for a in waiting])
     answered = {page.article_id for page in pages}
     # A crawl stopped early (shutdown) leaves the rest waiting for the next cycle; a page that
     # produced nothing at all (a spider fault) must still not hold its article back forever.

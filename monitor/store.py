@@ -17,7 +17,7 @@ from monitor.errors import StoreError
 from monitor.extract import detect_language
 from monitor.migrations import migrate
 from monitor.models import Entry, PageResult, PendingAlert, PollResult, StoredArticle
-from monitor.normalize import canonical_url, content_hash
+from monitor.normalize import canonical_url, content_hash, usable_url
 
 # Article states: waiting for its page text, waiting to be matched, done.
 FETCH, MATCH, DONE = "fetch", "match", "done"
@@ -197,7 +197,7 @@ class Store:
             if row is None:
                 return
             if page.canonical_url and not page.error and self._join_canonical(
-                page.article_id, row[2], canonical_url(page.canonical_url)
+                page.article_id, row[2], page.canonical_url
             ):
                 return
             title = row[0] or page.title or ""
@@ -210,8 +210,10 @@ class Store:
                  content_hash(title, text or row[1]), page.error, MATCH, page.article_id],
             )
 
-    def _join_canonical(self, article_id: int, url: str, canonical: str) -> bool:
-        if canonical == url:
+    def _join_canonical(self, article_id: int, url: str, page_canonical: str) -> bool:
+        # extract_article already refused canonical links to other sites and schemes.
+        canonical = usable_url(page_canonical)
+        if canonical is None or canonical == url:
             return False
         original = self.db.execute("SELECT id FROM articles WHERE url = ?", [canonical]).fetchone()
         if original is None:

@@ -19,6 +19,9 @@ from spiders.base import HANDLED_STATUSES, describe_failure
 class PageTarget:
     article_id: int
     url: str
+    # The configured URL of the source that linked to the page; None when the operator named
+    # the page itself (`monitor match URL`). Decides which addresses the request may reach.
+    origin: str | None = None
 
 
 class ArticleSpider(scrapy.Spider):
@@ -42,15 +45,19 @@ class ArticleSpider(scrapy.Spider):
         super().__init__(**kwargs)
         self.targets = targets
 
-    async def start(self) -> AsyncIterator[scrapy.Request]:
+    async def start(self) -> AsyncIterator[scrapy.Request | PageResult]:
         for target in self.targets:
-            yield scrapy.Request(
-                target.url,
-                callback=self.parse_page,
-                errback=self.failed,
-                dont_filter=True,
-                meta={"handle_httpstatus_list": HANDLED_STATUSES, "target": target},
-            )
+            try:
+                yield scrapy.Request(
+                    target.url,
+                    callback=self.parse_page,
+                    errback=self.failed,
+                    dont_filter=True,
+                    meta={"handle_httpstatus_list": HANDLED_STATUSES, "target": target,
+                          "origin": target.url if target.origin is None else target.origin},
+                )
+            except ValueError as exc:  # one bad address fails its own article only
+                yield PageResult(target.article_id, target.url, error=f"bad URL: {exc}"[:300])
 
     def parse_page(self, response: Response) -> Iterator[PageResult]:
         target: PageTarget = response.meta["target"]

@@ -3,6 +3,7 @@ PollResult, and a one-line reason for every failure."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -12,6 +13,9 @@ from twisted.python.failure import Failure
 
 from monitor.errors import FetchError
 from monitor.models import Entry, PollResult
+from monitor.normalize import BadURL, article_url
+
+logger = logging.getLogger(__name__)
 
 # 304 and errors reach the callback so they can be reported; redirects are still followed.
 HANDLED_STATUSES = [304, *range(400, 600)]
@@ -36,9 +40,26 @@ class SourceSpider(scrapy.Spider):
         super().__init__(**kwargs)
         self.targets = targets
 
-    async def start(self) -> AsyncIterator[scrapy.Request]:
+    async def start(self) -> AsyncIterator[scrapy.Request | PollResult]:
         for target in self.targets:
-            yield self.request(target.url, target, self.parse_source, conditional=True)
+            yield self.first_request(target.url, target)
+
+    def first_request(self, url: str, target: SourceTarget) -> scrapy.Request | PollResult:
+        """The source's own document; a URL Scrapy cannot request fails this source only."""
+        try:
+            return self.request(url, target, self.parse_source, conditional=True)
+        except ValueError as exc:
+            return PollResult(target.source, None, error=f"bad URL {url!r}: {exc}")
+
+    def follow(self, url: str, target: SourceTarget) -> scrapy.Request | None:
+        """A request for a document named inside another (a child sitemap), or None when the
+        link is not usable (logged with the source and the reason)."""
+        try:
+            article_url(url)
+            return self.request(url, target, self.parse_source, part=True)
+        except ValueError as exc:
+            logger.warning("source %s: skipped linked document %r: %s", target.source, url[:300], exc)
+            return None
 
     def request(self, url: str, target: SourceTarget, callback: object, conditional: bool = False,
                 part: bool = False) -> scrapy.Request:
@@ -49,7 +70,8 @@ class SourceSpider(scrapy.Spider):
             headers["If-Modified-Since"] = target.last_modified
         return scrapy.Request(
             url, headers=headers, callback=callback, errback=self.failed, dont_filter=True,
-            meta={"handle_httpstatus_list": HANDLED_STATUSES, "target": target, "part": part},
+            meta={"handle_httpstatus_list": HANDLED_STATUSES, "target": target, "part": part,
+                  "origin": target.url},
         )
 
     def parse_source(self, response: Response) -> Iterator[PollResult | scrapy.Request]:
@@ -66,7 +88,7 @@ class SourceSpider(scrapy.Spider):
             for found in self.entries(response, target):
                 if isinstance(found, scrapy.Request):
                     yield found
-                else:
+                elif usable_entry(found, target):
                     entries.append(found)
         except FetchError as exc:
             yield PollResult(target.source, 200, error=str(exc), part=part)
@@ -84,6 +106,16 @@ class SourceSpider(scrapy.Spider):
                          part=request.meta.get("part", False))
 
 
+def usable_entry(entry: Entry, target: SourceTarget) -> bool:
+    """One bad link drops its own entry, never the document or the cycle."""
+    try:
+        article_url(entry.url)
+    except BadURL as exc:
+        logger.warning("source %s: dropped entry %r: %s", target.source, entry.url[:300], exc)
+        return False
+    return True
+
+
 def header(response: Response, name: bytes) -> str | None:
     value = response.headers.get(name)
     return value.decode("latin-1") if value else None
@@ -96,4 +128,6 @@ def describe_failure(failure: Failure) -> str:
     message = str(exc).strip() or name
     if name == "IgnoreRequest" and "robots" in message.lower():
         return "forbidden by robots.txt"
+    if name == "Refused":  # spiders.guard: the message is the whole reason
+        return message[:500]
     return f"{name}: {message}"[:500]

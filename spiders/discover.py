@@ -53,7 +53,8 @@ class DiscoverSpider(scrapy.Spider):
         # dont_filter: the same URL may come from several places; monitor.discover dedupes the
         # results and keeps the most telling `via`.
         return scrapy.Request(url, callback=callback, errback=self.unreachable, dont_filter=True,
-                              headers={"Accept": self.accept}, meta={"via": via, "title": title})
+                              headers={"Accept": self.accept},
+                              meta={"via": via, "title": title, "origin": self.url})
 
     def parse_page(self, response: Response) -> Iterator[scrapy.Request]:
         if not isinstance(response, TextResponse):

@@ -44,16 +44,17 @@ class SitemapSpider(SourceSpider):
         if _is_robots(response.url) and response.status == 200:
             target: SourceTarget = response.meta["target"]
             for url in sitemap_urls_from_robots(response.text, base_url=response.url):
-                yield self.request(url, target, self.parse_source, part=True)
+                request = self.follow(url, target)
+                if request is not None:
+                    yield request
         yield from super().parse_source(response)
 
     async def start(self) -> Any:
         for target in self.targets:
             if urlsplit(target.url).path in ("", "/"):
-                robots = target.url.rstrip("/") + "/robots.txt"
-                yield self.request(robots, target, self.parse_source, conditional=True)
+                yield self.first_request(target.url.rstrip("/") + "/robots.txt", target)
             else:
-                yield self.request(target.url, target, self.parse_source, conditional=True)
+                yield self.first_request(target.url, target)
 
     def entries(self, response: Response, target: SourceTarget) -> Iterator[Entry | scrapy.Request]:
         if _is_robots(response.url):
@@ -67,12 +68,14 @@ class SitemapSpider(SourceSpider):
         if sitemap.type == "sitemapindex":
             for child in sitemap:
                 if _newer(child.get("lastmod"), oldest, default=True):
-                    yield self.request(child["loc"], target, self.parse_source, part=True)
+                    request = self.follow(child.get("loc", ""), target)
+                    if request is not None:
+                        yield request
         elif sitemap.type == "urlset":
             for item in sitemap:
                 published = item.get("news_publication_date") or item.get("lastmod")
                 if _newer(published, oldest, default=True):
-                    yield Entry(url=item["loc"], guid=None, title=item.get("news_title", ""),
+                    yield Entry(url=item.get("loc", ""), guid=None, title=item.get("news_title", ""),
                                 summary="", published=_iso(published))
         else:
             raise FetchError(f"not a sitemap: root element <{sitemap.type}>")
