@@ -144,21 +144,28 @@ def _short_time(value: str | None) -> str:
 def cmd_once(config: Config, args: argparse.Namespace) -> int:
     from monitor.crawl import Crawler
     from monitor.pipeline import Monitor, run_cycle
+    from monitor.scheduler import run_until_stopped
     from monitor.store import Store
 
     store = Store.open(config.database)
 
-    async def one_cycle() -> CycleReport:
+    async def one_cycle() -> CycleReport | None:
         crawler = Crawler(config.crawl, config.sources)
         try:
-            return await run_cycle(Monitor.build(config, store, crawler), config.sources)
+            cycle = run_cycle(Monitor.build(config, store, crawler), config.sources)
+            return await run_until_stopped(cycle, crawler)
         finally:
             await crawler.close()
 
     try:
-        print_cycle(asyncio.run(one_cycle()))
+        report = asyncio.run(one_cycle())
     finally:
         store.close()
+    if report is None:
+        print("cycle: stopped before it finished; what was not fetched or sent waits for the "
+              "next run", flush=True)
+    else:
+        print_cycle(report)
     return EXIT_OK
 
 
