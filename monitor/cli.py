@@ -14,8 +14,10 @@ from monitor.config import load_config, resolve_config_path
 from monitor.errors import ConfigError, MonitorError, QueryError, StoreError
 from monitor.models import Config
 from monitor.pipeline import CycleReport, SourceReport
+from monitor.redact import RedactingFilter, config_secrets
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_CONFIG, EXIT_STORE, EXIT_USAGE = 0, 1, 2, 3, 64
+_REDACTION = RedactingFilter()  # learns the config's own secrets once the config is loaded
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = resolve_config_path(getattr(args, "config", None), os.environ)
         if getattr(args, "config_optional", False) and not path.exists():
             return args.handler(None, args)
-        return args.handler(load_config(path), args)
+        config = load_config(path)
+        _REDACTION.secrets.update(config_secrets(config))
+        return args.handler(config, args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -91,6 +95,9 @@ def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # On the handler, not a logger: it then sees every record, whichever logger it came from.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_REDACTION)
     for noisy in ("apscheduler", "httpx", "httpcore", "trafilatura", "htmldate"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
@@ -144,21 +151,28 @@ def _short_time(value: str | None) -> str:
 def cmd_once(config: Config, args: argparse.Namespace) -> int:
     from monitor.crawl import Crawler
     from monitor.pipeline import Monitor, run_cycle
+    from monitor.scheduler import run_until_stopped
     from monitor.store import Store
 
     store = Store.open(config.database)
 
-    async def one_cycle() -> CycleReport:
+    async def one_cycle() -> CycleReport | None:
         crawler = Crawler(config.crawl, config.sources)
         try:
-            return await run_cycle(Monitor.build(config, store, crawler), config.sources)
+            cycle = run_cycle(Monitor.build(config, store, crawler), config.sources)
+            return await run_until_stopped(cycle, crawler)
         finally:
             await crawler.close()
 
     try:
-        print_cycle(asyncio.run(one_cycle()))
+        report = asyncio.run(one_cycle())
     finally:
         store.close()
+    if report is None:
+        print("cycle: stopped before it finished; what was not fetched or sent waits for the "
+              "next run", flush=True)
+    else:
+        print_cycle(report)
     return EXIT_OK
 
 

@@ -42,6 +42,17 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MISSING = object()
+# Large enough for 100,000 watchlists; a bigger file is a mistake or an attack.
+MAX_CONFIG_BYTES = 16 * 2**20
+# Shorter values from the environment are hidden only where they are a whole quoted value:
+# hiding every "1" or "sv" would garble the line numbers and names around them.
+MIN_SCRUBBED = 4
+_STANDARD = "tag:yaml.org,2002:"
+_TAGS = {
+    yaml.ScalarNode: {_STANDARD + t for t in ("str", "int", "float", "bool", "null", "timestamp")},
+    yaml.SequenceNode: {_STANDARD + "seq"},
+    yaml.MappingNode: {_STANDARD + "map"},
+}
 
 
 def resolve_config_path(cli_value: str | None, environ: Mapping[str, str]) -> Path:
@@ -50,27 +61,87 @@ def resolve_config_path(cli_value: str | None, environ: Mapping[str, str]) -> Pa
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
-    environ = os.environ if environ is None else environ
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    env = _Env(os.environ if environ is None else environ)
+    root = _compose(_read(path), path)
     if root is None:
         raise ConfigError(f"{path}: the file is empty")
     lines: dict[str, int] = {}
-    data = _to_python(root, "", lines, environ)
-    return _build(_Section(data, "", lines), path.resolve())
+    try:
+        data = _to_python(root, "", lines, env)
+        return _build(_Section(data, "", lines), path.resolve())
+    except ConfigError as exc:
+        # A message may quote a value; one that came from the environment may be a secret.
+        raise ConfigError(env.scrub(str(exc))) from None
+
+
+def _read(path: Path) -> str:
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: the file is larger than {MAX_CONFIG_BYTES // 2**20} MB, "
+                          f"the most a config may be")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (line {line})") from None
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """The safe loader, composing nodes only; anchors and aliases are refused outright (a few
+    hundred bytes of nested aliases expand to gigabytes, and a config does not need them)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise ConfigError(f"line {event.start_mark.line + 1}: YAML anchors and aliases "
+                              f"are not supported; write the value out")
+        return super().compose_node(parent, index)
+
+
+def _compose(text: str, path: Path) -> yaml.Node | None:
+    loader = _ConfigLoader(text)
+    try:
+        return loader.get_single_node()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
+class _Env:
+    """The environment for ${VAR} substitution, remembering every value it put into the config
+    so that error messages can show where a value came from instead of the value."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.substituted: dict[str, str] = {}  # value after substitution → the text in the file
+
+    def scrub(self, message: str) -> str:
+        for value, written in sorted(self.substituted.items(), key=lambda kv: -len(kv[0])):
+            shown = f"<from {written}>"
+            message = message.replace(repr(value), shown)
+            if len(value) >= MIN_SCRUBBED:
+                message = message.replace(value, shown)
+        for name, value in self.environ.items():
+            if len(value) >= MIN_SCRUBBED and any(name in w for w in self.substituted.values()):
+                message = message.replace(value, f"<from ${{{name}}}>")
+        return message
 
 
 # --- YAML nodes to Python, remembering the line of every key path -------------------------
 
 
-def _to_python(node: yaml.Node, path: str, lines: dict[str, int], env: Mapping[str, str]) -> Any:
+def _to_python(node: yaml.Node, path: str, lines: dict[str, int], env: _Env) -> Any:
     lines[path] = node.start_mark.line + 1
+    if node.tag not in _TAGS[type(node)]:
+        raise ConfigError(f"{path or 'the file'}: the YAML tag {node.tag!r} is not supported "
+                          f"(line {lines[path]}); a config holds plain values only")
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -85,7 +156,10 @@ def _to_python(node: yaml.Node, path: str, lines: dict[str, int], env: Mapping[s
         return [_to_python(v, f"{path}[{i}]", lines, env) for i, v in enumerate(node.value)]
     value = yaml.SafeLoader("").construct_object(node, deep=True)
     if isinstance(value, str):
-        value = _expand_env(value, path, lines[path], env)
+        expanded = _expand_env(value, path, lines[path], env.environ)
+        if expanded != value:
+            env.substituted[expanded] = value
+        value = expanded
     return value
 
 

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.models import CrawlSettings, PageResult, PollResult, Source
 
+logger = logging.getLogger(__name__)
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+# After a stop, answers already on their way may still arrive for this long; then the crawls
+# are abandoned (a page that holds its answer must not hold the shutdown).
+STOP_GRACE = 3.0
 
 
 def scrapy_settings(crawl: CrawlSettings, sources: Sequence[Source] = ()) -> dict[str, Any]:
@@ -77,6 +82,7 @@ class Crawler:
 
         self._reactor = reactor
         self.stopped = False
+        self._abandoned = asyncio.Event()
         if not reactor.running:
             # The asyncio loop is already running; mark the reactor as running on top of it.
             reactor.startRunning(installSignalHandlers=False)
@@ -94,9 +100,12 @@ class Crawler:
         self._runner = AsyncCrawlerRunner(scrapy_settings(crawl, sources))
 
     async def run(self, spider_class: type, **kwargs: Any) -> list[Any]:
-        """Run one crawl of `spider_class` and return every item it yielded."""
+        """Run one crawl of `spider_class` and return every item it yielded; after stop_crawls(),
+        only the items yielded until then."""
         from scrapy import signals
 
+        if self.stopped:
+            return []
         items: list[Any] = []
 
         def collect(item: Any, **_: Any) -> None:
@@ -105,7 +114,17 @@ class Crawler:
         crawler = self._runner.create_crawler(spider_class)
         # Signals hold weak references; `collect` lives until the crawl returns.
         crawler.signals.connect(collect, signal=signals.item_scraped)
-        await self._runner.crawl(crawler, **kwargs)
+        crawl = asyncio.ensure_future(self._runner.crawl(crawler, **kwargs))
+        abandoned = asyncio.ensure_future(self._abandoned.wait())
+        try:
+            # Not `await crawl`: cancelling our caller must not cancel Scrapy halfway.
+            await asyncio.wait({crawl, abandoned}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            abandoned.cancel()
+        if not crawl.done():
+            crawl.add_done_callback(_consume)  # abandoned: its end is of no interest any more
+            return list(items)
+        crawl.result()
         return items
 
     async def fetch_sources(self, targets: dict[str, list[Any]]) -> list[PollResult]:
@@ -124,12 +143,43 @@ class Crawler:
         return await self.run(ArticleSpider, targets=targets) if targets else []
 
     async def stop_crawls(self) -> None:
-        """Ask running crawls to finish; their callers still get the items already scraped."""
+        """Stop starting requests; pages already on their way have STOP_GRACE seconds to be
+        handed back, then every crawl returns what it has. Callers see `stopped` and leave the
+        rest for the next run. Crawls started after this return nothing."""
+        if self.stopped:
+            return
         self.stopped = True
-        await self._runner.stop()
+        try:
+            await asyncio.wait_for(self._runner.stop(), STOP_GRACE)
+        except TimeoutError:
+            logger.info("crawls still waiting for answers are abandoned")
+            _quiet_when_dropped(asyncio.get_running_loop())
+        self._abandoned.set()
 
     async def close(self) -> None:
-        await self._runner.stop()
+        await self.stop_crawls()
         # Twisted's thread pool (DNS lookups) keeps the process alive at exit. Firing the whole
         # "shutdown" event would also stop the asyncio loop under asyncio.run's feet.
         self._reactor.getThreadPool().stop()
+
+
+def _consume(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _quiet_when_dropped(loop: asyncio.AbstractEventLoop) -> None:
+    """An abandoned crawl's tasks are still waiting for their answers when the loop closes at
+    exit; asyncio would report each one dropped as an error, and Python each coroutine."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message", "").startswith("Task was destroyed but it is pending"):
+            logger.debug("dropped at exit: %s", context.get("task"))
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    warnings.filterwarnings("ignore", r"coroutine '.*' was never awaited", RuntimeWarning)

@@ -105,7 +105,10 @@ async def poll_sources(monitor: Monitor, sources: Sequence[Source], report: Cycl
             source.name, source.url, *store.fetch_state(source.name), source.max_age, source.follow))
     results = merge_results(await monitor.crawler.fetch_sources(targets))
     for source, _ in due:
-        result = results.get(source.name) or PollResult(source.name, None, error="no response")
+        result = results.get(source.name)
+        if result is None and monitor.crawler.stopped:
+            continue  # stopped before it answered: not a failure, polled again next run
+        result = result or PollResult(source.name, None, error="no response")
         outcome = store.save_poll_result(result, source.url, source.full_text,
                                          revisions=source.type == "feed")
         report.sources.append(SourceReport(

@@ -6,25 +6,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alerts.outbox import DeliveryReport
 from monitor.config import load_config
-from monitor.crawl import Crawler
+from monitor.crawl import STOP_GRACE, Crawler
 from monitor.errors import MonitorError
 from monitor.models import Config, Source
 from monitor.pipeline import CycleReport, Monitor, build_matcher, deliver, run_cycle
 from monitor.store import Store
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 DELIVERY_INTERVAL = 60
-SHUTDOWN_GRACE = 60
+# After the crawls stopped (STOP_GRACE), in-flight work has this long to store, match and
+# deliver what it has; then it is cancelled. Both together stay well under 10 s.
+SHUTDOWN_GRACE = 4.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Daemon:
@@ -71,7 +76,10 @@ class Daemon:
         try:
             await job(*args)
         except asyncio.CancelledError:
-            raise
+            if not self.stopping.is_set():
+                raise
+            # Cancelled by the shutdown: what it had not stored or sent waits for the next run.
+            logger.info("stopped %s before it finished", getattr(job, "__name__", "a job"))
         except Exception:
             # A job must never take the daemon down; the next interval tries again.
             logger.exception("job failed")
@@ -90,11 +98,16 @@ class Daemon:
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
 
     def stop(self) -> None:
+        if self.stopping.is_set():
+            logger.info("stopping now")  # a second signal: no more grace
+            for task in self.in_flight:
+                task.cancel()
+            return
         logger.info("stopping: finishing in-flight work")
         self.stopping.set()
 
@@ -117,10 +130,52 @@ class Daemon:
                     len(config.sources), len(config.watchlists))
 
     async def _shutdown(self, crawler: Crawler, store: Store) -> None:
+        # Paused, not shut down: shutting down APScheduler's executor cancels the running jobs.
+        self.scheduler.pause()
+        await crawler.stop_crawls()
+        await _finish_or_cancel(self.in_flight, SHUTDOWN_GRACE)
         self.scheduler.shutdown(wait=False)
-        if self.in_flight:
-            await crawler.stop_crawls()
-            await asyncio.wait(self.in_flight, timeout=SHUTDOWN_GRACE)
         await crawler.close()
         store.close()
 
+
+async def _finish_or_cancel(tasks: set[asyncio.Task], grace: float) -> None:
+    """Let `tasks` finish within `grace` seconds, then cancel the rest and wait for them to
+    unwind (a cancelled delivery leaves its alert pending; SQLite writes are never cut)."""
+    running = {t for t in tasks if not t.done()}
+    if not running:
+        return
+    _, late = await asyncio.wait(running, timeout=grace)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=1)
+
+
+async def run_until_stopped(work: Awaitable[T], crawler: Crawler) -> T | None:
+    """Run `work` (the cycle of `monitor once`) with SIGTERM/SIGINT handled like the daemon's:
+    the crawls stop, what was fetched is stored and matched within the grace, then the rest is
+    cancelled; a second signal cancels at once. None when the work did not finish."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    stopping: list[asyncio.Task] = []
+
+    def stop() -> None:
+        if stopping:
+            logger.info("stopping now")
+            task.cancel()
+            return
+        logger.info("stopping: finishing in-flight work")
+        stopping.append(loop.create_task(crawler.stop_crawls()))
+        loop.call_later(STOP_GRACE + SHUTDOWN_GRACE, task.cancel)
+
+    # Left installed until the loop closes, so a signal while the crawler closes is no traceback.
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not task.cancelled() or asyncio.current_task().cancelling():
+            raise  # cancelled from outside, not by a signal
+        logger.info("stopped before the cycle finished; the rest waits for the next run")
+        return None
