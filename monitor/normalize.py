@@ -94,6 +94,12 @@ def cut(value: str, limit: int) -> str:
     return value[: max(limit - len(CUT_MARK), 0)].rstrip() + CUT_MARK
 
 
+def one_line(value: str | None, limit: int) -> str:
+    """A web string for a log line or a mail header: white space folded (no line breaks to forge
+    extra lines with) and cut to `limit` characters."""
+    return cut(" ".join((value or "").split()), limit)
+
+
 def plausible_date(value: str | datetime | None, now: datetime | None = None) -> datetime | None:
     """A publication date as an aware datetime (naive ones are UTC), or None when it is missing,
     unreadable or outside EARLIEST_DATE … now + FUTURE_SLACK. Never raises: one bad date must not

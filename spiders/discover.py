@@ -12,7 +12,6 @@ from urllib.parse import urlsplit, urlunsplit
 import feedparser
 import scrapy
 from scrapy.http import Response, TextResponse
-from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 from twisted.python.failure import Failure
 
@@ -20,7 +19,7 @@ from monitor.discover import Discovered, Unreachable
 from monitor.errors import FetchError
 from monitor.feeds import parse_feed
 from spiders.base import describe_failure
-from spiders.sitemap import NewsSitemap
+from spiders.sitemap import NewsSitemap, unzipped
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +70,11 @@ class DiscoverSpider(scrapy.Spider):
             yield self.request(url, self.parse_candidate, via="robots")
 
     def parse_candidate(self, response: Response) -> Iterator[Discovered]:
-        found = classify(response)
+        try:
+            found = classify(response, self.settings.getint("DOWNLOAD_MAXSIZE"))
+        except FetchError as exc:
+            logger.debug("%s: %s", response.url, exc)
+            return
         if found is None:
             logger.debug("%s is neither a feed nor a sitemap", response.url)
             return
@@ -92,9 +95,10 @@ def site_root(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
 
 
-def classify(response: Response) -> tuple[str, str, bool] | None:
-    """("sitemap" | "feed", title, is a news sitemap), or None for anything else."""
-    body = gunzip(response.body) if response.body[:2] == b"\x1f\x8b" else response.body
+def classify(response: Response, max_size: int = 0) -> tuple[str, str, bool] | None:
+    """("sitemap" | "feed", title, is a news sitemap), or None for anything else. Raises
+    FetchError for a gzipped body that inflates past `max_size` bytes (0: no limit)."""
+    body = unzipped(response.body, max_size)
     # Sitemap first: feedparser accepts any well-formed XML served as application/xml.
     sitemap = _sitemap(body)
     if sitemap is not None:
