@@ -27,7 +27,7 @@ from lxml.html import HtmlElement
 from trafilatura import bare_extraction
 from trafilatura.utils import load_html
 
-from monitor.normalize import TEXT_MAX, TITLE_MAX, clean_string, plausible_date
+from monitor.normalize import TEXT_MAX, TITLE_MAX, clean_markup, clean_string, plausible_date
 
 # Below this many characters of main text a statistical language guess is
 # unreliable (a paywalled lede, a short notice), so the page's own
@@ -103,7 +103,7 @@ def extract_article(html: str, url: str) -> ExtractedArticle | None:
     script-only document). Section pages do yield text, their teasers; telling
     articles from listings is the crawler's job.
     """
-    tree = load_html(html)
+    tree = load_html(clean_markup(html))
     if tree is None:
         return None
     canonical_url = _canonical_url(tree, url)

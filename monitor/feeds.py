@@ -16,7 +16,14 @@ from w3lib.encoding import html_body_declared_encoding, http_content_type_encodi
 
 from monitor.errors import FetchError
 from monitor.models import Entry
-from monitor.normalize import SUMMARY_MAX, TITLE_MAX, clean_string, clean_text, plausible_date
+from monitor.normalize import (
+    SUMMARY_MAX,
+    TITLE_MAX,
+    clean_markup,
+    clean_string,
+    clean_text,
+    plausible_date,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +31,6 @@ logger = logging.getLogger(__name__)
 # UTF-8, the encoding feedparser is then given.
 _XML_DECLARATION = re.compile(r"^<\?xml[^>]*?>")
 _UTF8_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>'
-_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 _MEDIA_TYPE = re.compile(r"^[^;]*")
 _NON_ASCII = re.compile("[^\x00-\x7f\ufffd]")
 # XML 1.0 appendix F: a document without a BOM in an encoding that is not ASCII-compatible still
@@ -70,7 +76,7 @@ def decode_feed(body: bytes, content_type: str | None = None) -> str:
         text = body.decode(encoding or _undeclared_encoding(body), "replace")
     except (LookupError, UnicodeError):  # a declared codec that is no text encoding ("base64")
         text = body.decode(_undeclared_encoding(body), "replace")
-    text = _CHAR_REF.sub(_storable_char_ref, clean_string(text))
+    text = clean_markup(text)
     if _XML_DECLARATION.match(text):
         return _XML_DECLARATION.sub(_UTF8_DECLARATION, text, count=1)
     return f"{_UTF8_DECLARATION}\n{text}"
@@ -97,14 +103,6 @@ def _undeclared_encoding(body: bytes) -> str:
     bad = text.count("\ufffd") - body.count("\ufffd".encode())
     good = len(_NON_ASCII.findall(text))
     return "utf-8" if good >= bad else "cp1252"
-
-
-def _storable_char_ref(ref: re.Match[str]) -> str:
-    hex_digits, digits = ref.groups()
-    code = int(hex_digits, 16) if hex_digits else int(digits)
-    if code > 0x10FFFF or not clean_string(chr(code)):
-        return ""
-    return ref[0]
 
 
 def _guarded_entry(raw: Any, feed_url: str) -> Entry | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -34,6 +35,7 @@ CUT_MARK = " […]"
 # and mail headers. Carriage returns are line breaks and become newlines instead.
 _UNSAFE_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _CARRIAGE_RETURN = re.compile("\r\n?")
+_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 # Publication dates outside this window are typing errors, placeholders (0001-01-01, 9999-12-31)
 # or attacks; they are treated as unknown. A little future is allowed for clock skew and time zones.
 EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
@@ -84,6 +86,21 @@ def clean_string(value: str | None, limit: int | None = None) -> str:
         return ""
     safe = _UNSAFE_CHARS.sub("", _CARRIAGE_RETURN.sub("\n", value))
     return cut(safe, limit) if limit is not None else safe
+
+
+def clean_markup(document: str) -> str:
+    """A decoded XML or HTML document before it is parsed: clean_string's characters removed, and
+    so are the character references that name them ("&#xD800;", "&#1;"). Parsers fail on those
+    for the whole document (feedparser) or drop the rest of the page (lxml)."""
+    return _CHAR_REF.sub(_storable_reference, clean_string(document))
+
+
+def _storable_reference(ref: re.Match[str]) -> str:
+    hex_digits, digits = ref.groups()
+    code = int(hex_digits, 16) if hex_digits else int(digits)
+    if code > sys.maxunicode or not clean_string(chr(code)):
+        return ""
+    return ref[0]
 
 
 def cut(value: str, limit: int) -> str:
