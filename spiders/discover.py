@@ -17,7 +17,8 @@ from twisted.python.failure import Failure
 
 from monitor.discover import Discovered, Unreachable
 from monitor.errors import FetchError
-from monitor.feeds import parse_feed
+from monitor.feeds import decode_feed, parse_feed
+from monitor.normalize import TITLE_MAX, clean_string, one_line
 from spiders.base import describe_failure
 from spiders.sitemap import NewsSitemap, unzipped
 
@@ -127,7 +128,9 @@ def _feed_title(body: bytes, url: str, content_type: str | None) -> str | None:
         parse_feed(body, url, content_type)
     except FetchError:
         return None
-    parsed = feedparser.parse(body, response_headers={"content-location": url})
+    # Decoded as parse_feed does it, so a hostile feed cannot fail here after passing there.
+    parsed = feedparser.parse(decode_feed(body, content_type).encode("utf-8"),
+                              response_headers={"content-location": url})
     if not parsed.get("version"):  # parse_feed lets an empty body through
         return None
-    return " ".join((parsed.feed.get("title") or "").split())
+    return one_line(clean_string(parsed.feed.get("title")), TITLE_MAX)

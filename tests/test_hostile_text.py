@@ -187,6 +187,14 @@ def test_control_characters_and_surrogates_are_removed_from_every_string() -> No
     assert entry.summary in ("Tokajev", "Tokajev \ufffd")  # an escaped reference: w3lib's U+FFFD
 
 
+def test_discovery_reads_a_feed_with_a_lone_surrogate() -> None:
+    body = (RSS_HEAD.replace("Fientlig", "Nyheter &#xD800;från\x01 oss") + rss_item("a", "a.html")
+            + RSS_TAIL).replace("{base}", "http://x.se").encode()
+    response = Response("http://x.se/rss.xml", body=body,
+                        headers={"Content-Type": "application/rss+xml"})
+    assert classify(response, max_size=1 << 20) == ("feed", "Nyheter från oss", False)
+
+
 def test_page_strings_are_cleaned_where_they_enter() -> None:
     html = ("<html lang='sv\x01'><head><title>Kazakstan&#x1; &#xD800;idag</title></head><body><article>"
             "<h1>Kazakstan&#x1; idag</h1>"
