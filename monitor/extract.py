@@ -20,14 +20,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 
 import py3langid
 from lxml.html import HtmlElement
 from trafilatura import bare_extraction
 from trafilatura.utils import load_html
 
-from monitor.normalize import same_site, usable_url
+from monitor.normalize import (
+    TEXT_MAX,
+    TITLE_MAX,
+    clean_markup,
+    clean_string,
+    plausible_date,
+    same_site,
+    usable_url,
+)
 
 # Below this many characters of main text a statistical language guess is
 # unreliable (a paywalled lede, a short notice), so the page's own
@@ -83,6 +90,7 @@ _LAYOUT_TABLE_XPATH = "//table[.//td//p or .//td//h1 or .//td//h2 or .//td//tabl
 _TABLE_PARTS = ("table", "thead", "tbody", "tfoot", "tr", "td", "th")
 
 _SPACES = re.compile(r"\s+")
+_LANGUAGE_SUBTAG = re.compile(r"[a-z]{2,8}")
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ def extract_article(html: str, url: str) -> ExtractedArticle | None:
     script-only document). Section pages do yield text, their teasers; telling
     articles from listings is the crawler's job.
     """
-    tree = load_html(html)
+    tree = load_html(clean_markup(html))
     if tree is None:
         return None
     canonical_url = _canonical_url(tree, url)
@@ -130,13 +138,14 @@ def extract_article(html: str, url: str) -> ExtractedArticle | None:
     text = _with_lede(_without_headline(document.text, title), document.description, tree)
     if not text:
         return None
+    # Every string leaves here cleaned and capped (see monitor.normalize.clean_string).
     return ExtractedArticle(
-        title=title,
-        text=text,
-        author=document.author or None,
+        title=clean_string(title, TITLE_MAX),
+        text=clean_string(text, TEXT_MAX),
+        author=clean_string(document.author, TITLE_MAX) or None,
         published=_iso_datetime(document.date),
         lang=detect_language(text, declared_lang),
-        canonical_url=canonical_url,
+        canonical_url=clean_string(canonical_url) or None,
     )
 
 
@@ -223,13 +232,10 @@ def _with_lede(text: str, description: str | None, tree: HtmlElement) -> str:
 
 
 def _iso_datetime(value: str | None) -> str | None:
-    """Normalise htmldate's ``+0100`` offsets to the ISO 8601 ``+01:00`` form."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value).isoformat()
-    except ValueError:
-        return value
+    """Normalise htmldate's ``+0100`` offsets to the ISO 8601 ``+01:00`` form; a date that
+    cannot be read or is not plausible (see monitor.normalize.plausible_date) is unknown."""
+    parsed = plausible_date(value)
+    return parsed.isoformat() if parsed else None
 
 
 def _canonical_url(tree: HtmlElement, page_url: str) -> str | None:
@@ -262,4 +268,5 @@ def _declared_language(tree: HtmlElement) -> str | None:
     """Primary subtag of ``<html lang>``: "sv-SE" -> "sv"."""
     lang = tree.getroottree().getroot().get("lang") or ""
     primary = lang.strip().replace("_", "-").split("-")[0].lower()
-    return primary or None
+    # A language subtag is a few letters; anything else is no language the filters know.
+    return primary if _LANGUAGE_SUBTAG.fullmatch(primary) else None

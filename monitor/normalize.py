@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import sys
 import unicodedata
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -22,6 +24,24 @@ _PATH_SESSION = re.compile(r";(?:jsessionid|sessionid|phpsessid)=[^/?#]*", re.IG
 TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _SPACE = re.compile(r"\s+")
+
+# Longest stored field, in characters; longer ones are cut and end in CUT_MARK, so a reader (and a
+# test) can tell a cut field from a short one. A title is a line, a summary a few paragraphs, a
+# text a long article: anything above is an attack or a broken page, not news.
+TITLE_MAX = 1_000
+SUMMARY_MAX = 10_000
+TEXT_MAX = 1_000_000
+CUT_MARK = " […]"
+# Lone surrogates (from "&#xD800;") cannot be encoded as UTF-8, so SQLite and JSON refuse them;
+# C0/C1 control characters other than tab and newline are invisible garbage that breaks log lines
+# and mail headers. Carriage returns are line breaks and become newlines instead.
+_UNSAFE_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_CARRIAGE_RETURN = re.compile("\r\n?")
+_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+# Publication dates outside this window are typing errors, placeholders (0001-01-01, 9999-12-31)
+# or attacks; they are treated as unknown. A little future is allowed for clock skew and time zones.
+EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=2)
 
 
 WEB_SCHEMES = frozenset({"http", "https"})
@@ -123,3 +143,64 @@ def clean_text(text: str | None) -> str:
 def content_hash(title: str, text: str) -> str:
     body = _SPACE.sub(" ", f"{title}\n{text}".casefold()).strip()
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def clean_string(value: str | None, limit: int | None = None) -> str:
+    """Every string taken from a web document passes here once, where it enters (feed and sitemap
+    entries, listing links, extracted pages): lone surrogates and control characters (except tab
+    and newline) removed, and, given a limit, cut to at most `limit` characters ending in
+    CUT_MARK."""
+    if not value:
+        return ""
+    safe = _UNSAFE_CHARS.sub("", _CARRIAGE_RETURN.sub("\n", value))
+    return cut(safe, limit) if limit is not None else safe
+
+
+def clean_markup(document: str) -> str:
+    """A decoded XML or HTML document before it is parsed: clean_string's characters removed, and
+    so are the character references that name them ("&#xD800;", "&#1;"). Parsers fail on those
+    for the whole document (feedparser) or drop the rest of the page (lxml)."""
+    return _CHAR_REF.sub(_storable_reference, clean_string(document))
+
+
+def _storable_reference(ref: re.Match[str]) -> str:
+    hex_digits, digits = ref.groups()
+    code = int(hex_digits, 16) if hex_digits else int(digits)
+    if code > sys.maxunicode or not clean_string(chr(code)):
+        return ""
+    return ref[0]
+
+
+def cut(value: str, limit: int) -> str:
+    """`value` if it fits in `limit` characters, else its start followed by CUT_MARK (the whole
+    result still within `limit`)."""
+    if len(value) <= limit:
+        return value
+    return value[: max(limit - len(CUT_MARK), 0)].rstrip() + CUT_MARK
+
+
+def one_line(value: str | None, limit: int) -> str:
+    """A web string for a log line or a mail header: white space folded (no line breaks to forge
+    extra lines with) and cut to `limit` characters."""
+    return cut(" ".join((value or "").split()), limit)
+
+
+def plausible_date(value: str | datetime | None, now: datetime | None = None) -> datetime | None:
+    """A publication date as an aware datetime (naive ones are UTC), or None when it is missing,
+    unreadable or outside EARLIEST_DATE … now + FUTURE_SLACK. Never raises: one bad date must not
+    cost the entry, let alone the document. Strings are ISO 8601 (a trailing "Z" allowed)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        latest = (now or datetime.now(UTC)) + FUTURE_SLACK
+        # Compared in UTC: the offset of year 1 or 9999 may not fit into a datetime at all.
+        return value if EARLIEST_DATE <= value <= latest else None
+    except (OverflowError, ValueError):
+        return None

@@ -14,6 +14,7 @@ from monitor.alerts.outbox import DeliveryReport, deliver_pending
 from monitor.alerts.payload import StoryContext, build_body, new_alert_id
 from monitor.crawl import Crawler
 from monitor.models import Config, PageResult, PollResult, Source, StoredArticle
+from monitor.normalize import one_line
 from monitor.rules import Document, Hit, Matcher
 from monitor.store import FETCH, MATCH, MatchRecord, NewAlert, Store, utcnow
 from monitor.stories import StoryIndex, comparable, is_current_signature, signature
@@ -23,6 +24,9 @@ from spiders.base import SourceTarget
 logger = logging.getLogger(__name__)
 # A near-duplicate joins a story whose articles were first seen within this window.
 STORY_WINDOW = timedelta(days=7)
+# Warnings quote addresses and reasons that came from the web; a line stays a line.
+LOGGED_URL_MAX = 500
+LOGGED_ERROR_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,8 @@ def merge_results(results: list[PollResult]) -> dict[str, PollResult]:
     for part in (r for r in results if r.part):
         root = merged.get(part.source)
         if part.error:
-            logger.warning("source %s: a linked sitemap failed: %s", part.source, part.error)
+            logger.warning("source %s: a linked sitemap failed: %s", part.source,
+                           one_line(part.error, LOGGED_ERROR_MAX))
         elif root is not None and root.ok:
             merged[part.source] = replace(root, entries=root.entries + part.entries)
     return merged
@@ -155,7 +160,7 @@ async def fetch_texts(monitor: Monitor, source_names: list[str], report: CycleRe
         if page.error:
             report.pages_failed += 1
             logger.warning("article %s: no text (%s); matching on the feed's title and summary",
-                           page.url, page.error)
+                           one_line(page.url, LOGGED_URL_MAX), one_line(page.error, LOGGED_ERROR_MAX))
         monitor.store.save_page(page)
 
 

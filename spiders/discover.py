@@ -12,15 +12,15 @@ from urllib.parse import urlsplit, urlunsplit
 import feedparser
 import scrapy
 from scrapy.http import Response, TextResponse
-from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 from twisted.python.failure import Failure
 
 from monitor.discover import Discovered, Unreachable
 from monitor.errors import FetchError
-from monitor.feeds import parse_feed
+from monitor.feeds import decode_feed, parse_feed
+from monitor.normalize import TITLE_MAX, clean_string, one_line
 from spiders.base import describe_failure
-from spiders.sitemap import NewsSitemap
+from spiders.sitemap import NewsSitemap, unzipped
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,11 @@ class DiscoverSpider(scrapy.Spider):
             yield self.request(url, self.parse_candidate, via="robots")
 
     def parse_candidate(self, response: Response) -> Iterator[Discovered]:
-        found = classify(response)
+        try:
+            found = classify(response, self.settings.getint("DOWNLOAD_MAXSIZE"))
+        except FetchError as exc:
+            logger.debug("%s: %s", response.url, exc)
+            return
         if found is None:
             logger.debug("%s is neither a feed nor a sitemap", response.url)
             return
@@ -93,9 +97,10 @@ def site_root(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
 
 
-def classify(response: Response) -> tuple[str, str, bool] | None:
-    """("sitemap" | "feed", title, is a news sitemap), or None for anything else."""
-    body = gunzip(response.body) if response.body[:2] == b"\x1f\x8b" else response.body
+def classify(response: Response, max_size: int = 0) -> tuple[str, str, bool] | None:
+    """("sitemap" | "feed", title, is a news sitemap), or None for anything else. Raises
+    FetchError for a gzipped body that inflates past `max_size` bytes (0: no limit)."""
+    body = unzipped(response.body, max_size)
     # Sitemap first: feedparser accepts any well-formed XML served as application/xml.
     sitemap = _sitemap(body)
     if sitemap is not None:
@@ -124,7 +129,9 @@ def _feed_title(body: bytes, url: str, content_type: str | None) -> str | None:
         parse_feed(body, url, content_type)
     except FetchError:
         return None
-    parsed = feedparser.parse(body, response_headers={"content-location": url})
+    # Decoded as parse_feed does it, so a hostile feed cannot fail here after passing there.
+    parsed = feedparser.parse(decode_feed(body, content_type).encode("utf-8"),
+                              response_headers={"content-location": url})
     if not parsed.get("version"):  # parse_feed lets an empty body through
         return None
-    return " ".join((parsed.feed.get("title") or "").split())
+    return one_line(clean_string(parsed.feed.get("title")), TITLE_MAX)

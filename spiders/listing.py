@@ -11,7 +11,7 @@ from scrapy.linkextractors import LinkExtractor
 
 from monitor.errors import FetchError
 from monitor.models import Entry
-from monitor.normalize import clean_text
+from monitor.normalize import clean_string, clean_text
 from spiders.base import SourceSpider, SourceTarget
 
 # Without a `follow:` selector, a same-site link looks like an article when its last path
@@ -19,6 +19,10 @@ from spiders.base import SourceSpider, SourceTarget
 ARTICLE_PATH = r"/[^/?#]*(?:[a-z0-9åäö]+-){2,}[^/?#]*(?:\.html?)?$|/[^/?#]*\d{4,}[^/?#]*$|\.html?$"
 NOT_ARTICLES = (r"/(?:tagg?|taggar|tag|amne|ämne|kategori|category|om|konto|login|logga-in|"
                 r"kontakt|prenumeration|sok|search)/", r"/index\.html?$")
+
+
+# A link's text is a teaser headline at most; longer ones are whole teaser boxes.
+LINK_TITLE_MAX = 300
 
 
 class ListingSpider(SourceSpider):
@@ -37,6 +41,7 @@ class ListingSpider(SourceSpider):
         page = response.url.split("#")[0]
         for link in extractor.extract_links(response):
             if link.url.split("#")[0] != page:
-                yield Entry(url=link.url, guid=None, title=clean_text(link.text)[:300],
+                yield Entry(url=clean_string(link.url), guid=None,
+                            title=clean_string(clean_text(link.text), LINK_TITLE_MAX),
                             summary="", published=None)
 

@@ -3,6 +3,7 @@ the source's max_age are reported; a site root is looked up through its robots.t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,8 +16,10 @@ from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 
 from monitor.errors import FetchError
 from monitor.models import Entry
+from monitor.normalize import TITLE_MAX, clean_string, plausible_date
 from spiders.base import SourceSpider, SourceTarget
 
+logger = logging.getLogger(__name__)
 NEWS_NAMESPACE = "sitemap-news"
 
 
@@ -59,53 +62,61 @@ class SitemapSpider(SourceSpider):
     def entries(self, response: Response, target: SourceTarget) -> Iterator[Entry | scrapy.Request]:
         if _is_robots(response.url):
             return
-        body = _body(response)
+        body = unzipped(response.body, self.settings.getint("DOWNLOAD_MAXSIZE"))
         try:
             sitemap = NewsSitemap(body)
         except Exception as exc:  # lxml raises several types on garbage
             raise FetchError(f"not a sitemap: {exc}") from None
-        oldest = datetime.now(UTC) - timedelta(seconds=target.max_age)
-        if sitemap.type == "sitemapindex":
-            for child in sitemap:
-                if _newer(child.get("lastmod"), oldest, default=True):
-                    request = self.follow(child.get("loc", ""), target)
-                    if request is not None:
-                        yield request
-        elif sitemap.type == "urlset":
-            for item in sitemap:
-                published = item.get("news_publication_date") or item.get("lastmod")
-                if _newer(published, oldest, default=True):
-                    yield Entry(url=item.get("loc", ""), guid=None, title=item.get("news_title", ""),
-                                summary="", published=_iso(published))
-        else:
+        if sitemap.type not in ("sitemapindex", "urlset"):
             raise FetchError(f"not a sitemap: root element <{sitemap.type}>")
+        oldest = datetime.now(UTC) - timedelta(seconds=target.max_age)
+        for item in sitemap:
+            # Each entry on its own: a bad date or address costs that entry, not the sitemap.
+            try:
+                found = self._entry(sitemap.type, item, target, oldest)
+            except (KeyError, ValueError, TypeError, OverflowError) as exc:
+                logger.warning("source %s: sitemap entry dropped: %s", target.source,
+                               clean_string(repr(exc), 300))
+                continue
+            if found is not None:
+                yield found
+
+    def _entry(self, kind: str, item: dict[str, Any], target: SourceTarget,
+               oldest: datetime) -> Entry | scrapy.Request | None:
+        loc = clean_string(item["loc"])
+        if kind == "sitemapindex":
+            if not _newer(item.get("lastmod"), oldest):
+                return None
+            return self.follow(loc, target)
+        published = plausible_date(item.get("news_publication_date") or item.get("lastmod"))
+        if not _newer(published, oldest):
+            return None
+        return Entry(url=loc, guid=None, title=clean_string(item.get("news_title"), TITLE_MAX),
+                     summary="", published=_iso(published))
 
 
 def _is_robots(url: str) -> bool:
     return urlsplit(url).path == "/robots.txt"
 
 
-def _body(response: Response) -> bytes:
-    if response.body[:2] == b"\x1f\x8b":
-        return gunzip(response.body)
-    return response.body
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
+def unzipped(body: bytes, max_size: int) -> bytes:
+    """A gzipped document (a .xml.gz sitemap) inflated, at most `max_size` bytes of it
+    (crawl.max_size, which also caps every download): a small bomb must not inflate to gigabytes."""
+    if body[:2] != b"\x1f\x8b":
+        return body
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return gunzip(body, max_size=max_size)
+    except ValueError:  # scrapy's _DecompressionMaxSizeExceeded, its only ValueError
+        raise FetchError(f"decompressed size exceeds max_size ({max_size} bytes)") from None
+    except (OSError, EOFError) as exc:
+        raise FetchError(f"not a gzip document: {exc}") from None
 
 
-def _newer(value: str | None, oldest: datetime, default: bool) -> bool:
-    parsed = _parse_time(value)
-    return default if parsed is None else parsed >= oldest
+def _newer(value: str | datetime | None, oldest: datetime) -> bool:
+    """A date that is missing or not plausible counts as new: better fetched than missed."""
+    parsed = plausible_date(value)
+    return parsed is None or parsed >= oldest
 
 
-def _iso(value: str | None) -> str | None:
-    parsed = _parse_time(value)
-    return parsed.astimezone(UTC).isoformat(timespec="seconds") if parsed else None
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat(timespec="seconds") if value else None

@@ -15,6 +15,10 @@ from email.utils import format_datetime, make_msgid
 from monitor.alerts.payload import read_body
 from monitor.errors import DeliveryError
 from monitor.models import EmailNotifier, PendingAlert
+from monitor.normalize import one_line
+
+# A Subject is read in a list of messages; a longer title is cut (the body has it whole).
+SUBJECT_TITLE_MAX = 150
 
 
 def build_message(notifier: EmailNotifier, alert: PendingAlert) -> EmailMessage:
@@ -23,7 +27,7 @@ def build_message(notifier: EmailNotifier, alert: PendingAlert) -> EmailMessage:
     # The stored title is plain text; fold white space so it cannot break the Subject header.
     title = " ".join(article["title"].split()) or article["url"]
     message = EmailMessage()
-    message["Subject"] = f"[{doc['watchlist']}] {title}"
+    message["Subject"] = f"[{doc['watchlist']}] {one_line(title, SUBJECT_TITLE_MAX)}"
     message["From"] = notifier.sender
     message["To"] = ", ".join(notifier.to)
     message["Date"] = format_datetime(datetime.now(UTC))

@@ -7,6 +7,12 @@ import sys
 
 from monitor.alerts.payload import read_body
 from monitor.models import LogNotifier, PendingAlert
+from monitor.normalize import one_line
+
+# The line is read by people and log shippers: a title gets a line's worth, a URL its usual
+# maximum length.
+TITLE_IN_LOG = 300
+URL_IN_LOG = 2_000
 
 
 def format_line(alert: PendingAlert) -> str:
@@ -15,7 +21,8 @@ def format_line(alert: PendingAlert) -> str:
     words = ", ".join(doc["matches"])
     copies = len(doc.get("also_seen_at") or [])
     extra = (f"; +{copies} copies" if copies else "") + ("; update" if doc.get("update") else "")
-    return (f"ALERT [{doc['watchlist']}] {article['title']} — {article['url']} "
+    title, url = one_line(article["title"], TITLE_IN_LOG), one_line(article["url"], URL_IN_LOG)
+    return (f"ALERT [{doc['watchlist']}] {title} — {url} "
             f"({article['source']}; matched: {words}{extra})")
 
 
