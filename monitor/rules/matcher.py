@@ -31,7 +31,7 @@ from monitor.rules.compiler import (
     compile_node,
     flat_words,
 )
-from monitor.rules.globs import GlobIndex, glob_regex
+from monitor.rules.globs import Glob, GlobIndex
 from monitor.rules.nodes import Meta
 from monitor.rules.parser import parse_query
 from monitor.rules.planner import Triggers
@@ -39,6 +39,9 @@ from monitor.rules.snippet import SNIPPET_WIDTH, Window, make_snippet
 from monitor.rules.text import WORD_RE, fold, nfc, split_words, stem
 
 TOKEN_CACHE_SIZE = 300_000
+# Longer words are not tested against wildcard terms: no word of any language is this long,
+# and it bounds what one hostile word can cost.
+MAX_WILDCARD_WORD = 200
 _INDEX = (1 << FIELD_SHIFT) - 1  # the word-index part of a position
 _LANG_SUBTAG = re.compile(r"[-_]")
 # What made a query true: the article's words that stand for its present atoms (all their
@@ -221,8 +224,13 @@ class Matcher:
             [*by_folded.get(word, ()), *by_stem.get(stem(word), ()), *by_written.get(token, ())]
             for token, word in zip(tokens, folded, strict=True)
         ]
-        for atom, index in self._globs.search(folded):
-            found[index].append(atom)
+        if max(map(len, folded), default=0) <= MAX_WILDCARD_WORD:
+            for atom, index in self._globs.search(folded):
+                found[index].append(atom)
+        else:
+            kept = [index for index, word in enumerate(folded) if len(word) <= MAX_WILDCARD_WORD]
+            for atom, index in self._globs.search([folded[index] for index in kept]):
+                found[kept[index]].append(atom)
         return [tuple(atoms) for atoms in found]
 
 
@@ -275,8 +283,8 @@ def _meta_values(field: str, value: str) -> tuple[str, ...]:
 def _holds(meta: Meta, values: tuple[str, ...]) -> bool:
     if meta.literal:
         return meta.pattern in values
-    pattern = glob_regex(meta.pattern)
-    return any(pattern.fullmatch(value) for value in values)
+    glob = Glob(meta.pattern)
+    return any(glob.matches(value) for value in values)
 
 
 class _Article:
