@@ -28,13 +28,12 @@ class Glob:
     subject's length times the pattern's, in C for the most part.
     """
 
-    __slots__ = ("_head", "_middle", "_tail", "_starred", "shortest")
+    __slots__ = ("_head", "_middle", "_tail", "shortest")
 
     def __init__(self, pattern: str) -> None:
         pieces = [_Piece(text) for text in pattern.split("*")]
-        self._starred = len(pieces) > 1
         self._head = pieces[0]
-        self._tail = pieces[-1] if self._starred else None
+        self._tail = pieces[-1] if len(pieces) > 1 else None  # None: no star
         self._middle = [piece for piece in pieces[1:-1] if piece.length]
         # The fewest characters a subject needs: shorter ones are turned down at once.
         self.shortest = sum(piece.length for piece in pieces)
