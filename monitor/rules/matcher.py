@@ -212,7 +212,7 @@ class Matcher:
         hits = {}
         candidates = self._triggers.candidates(groups)
         # The words and snippets of hits are worked out only when asked for.
-        for position, index in enumerate(candidates):
+        for index in candidates:
             vetoed = vetoes[index]
             if vetoed is not None:  # presence decides it: the kept clauses are all it needs
                 if present.isdisjoint(vetoed):
@@ -221,8 +221,9 @@ class Matcher:
             if deciders[index](article, present):
                 hits[names[index]] = Hit(names[index], article, self._why(index, present))
             if deadline is not None and perf_counter() > deadline:
-                undecided = tuple(names[later] for later in candidates[position + 1 :])
-                if undecided:
+                later = candidates[candidates.index(index) + 1 :]
+                if later:
+                    undecided = tuple(names[other] for other in later)
                     return Matched(hits, Cut(names[index], undecided, perf_counter() - started))
         return Matched(hits)
 
