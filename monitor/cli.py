@@ -112,7 +112,8 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
     for s in config.sources:
         text = "full text" if s.full_text else "feed only"
         print(f"  {s.name:<22} {s.type:<8} every {_duration(s.interval):<6} {text:<9}  {s.url}")
-    print(f"watchlists ({len(config.watchlists)}):")
+    print(f"watchlists ({len(config.watchlists)}):" if config.watchlists else
+          "watchlists (0): none — articles are collected, nothing alerts")
     for w in config.watchlists:
         print(f"  {w.name:<22} → {', '.join(w.notify) or '(no notifier)'}")
         print(f"    {w.query}")

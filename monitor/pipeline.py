@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -13,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from monitor.alerts.outbox import DeliveryReport, deliver_pending
 from monitor.alerts.payload import StoryContext, build_body, new_alert_id
 from monitor.crawl import Crawler
-from monitor.models import Config, PageResult, PollResult, Source, StoredArticle
+from monitor.models import Config, PageResult, PollResult, Source, StoredArticle, Watchlist
 from monitor.normalize import one_line
-from monitor.rules import Document, Hit, Matcher
+from monitor.rules import MATCH_BUDGET, Document, Matcher
 from monitor.store import FETCH, MATCH, MatchRecord, NewAlert, Store, utcnow
 from monitor.stories import StoryIndex, comparable, is_current_signature, signature
 from spiders.article import PageTarget
@@ -82,7 +83,7 @@ async def run_cycle(monitor: Monitor, sources: Sequence[Source]) -> CycleReport:
     names = [s.name for s in sources]
     await fetch_texts(monitor, names, report)
     assign_stories(monitor, names)
-    match_articles(monitor, names, report)
+    await match_articles(monitor, names, report)
     report.delivery = await deliver(monitor)
     return report
 
@@ -214,31 +215,90 @@ def assign_stories(monitor: Monitor, source_names: list[str]) -> None:
         monitor.store.assign_story(article.id, story[0] if story else None, blob)
 
 
-def match_articles(monitor: Monitor, source_names: list[str], report: CycleReport) -> None:
+# The worker thread hands back what it has matched after about this many seconds, so the
+# loop is free to run between articles' matching and a stop is not held up by a long queue.
+MATCH_SLICE = 0.2
+
+
+@dataclass(frozen=True)
+class _Matched:
+    """One article's matching, worked out in the worker thread."""
+
+    records: list[MatchRecord]  # the hits, with their words and snippets
+    stopped: str | None = None  # why matching stopped short, if it did
+
+
+async def match_articles(monitor: Monitor, source_names: list[str], report: CycleReport) -> None:
+    """Matches the waiting articles in a worker thread, so that a slow query never stalls the
+    loop (polling, delivery, signals); what the store needs is done here, on the loop."""
     watchlists = {w.name: w for w in monitor.config.watchlists}
     sources = {s.name: s for s in monitor.config.sources}
+    waiting = []
     for article in monitor.store.articles_in_state(MATCH, source_names):
         source = sources.get(article.source)
         if source and not wanted_language(article.lang, source.languages):
             monitor.store.skip(article.id, f"language {article.lang} not in {list(source.languages)}")
-            continue
-        hits = {name: hit for name, hit in monitor.matcher.match(document(article)).items()
-                if wanted_language(article.lang, watchlists[name].languages)}
-        if not hits:
-            monitor.store.save_matches(article.id, [], [])
-            continue
+        else:
+            waiting.append(article)
+    matcher = monitor.matcher
+    while waiting:
+        done = await asyncio.to_thread(_match_some, matcher, watchlists, waiting)
+        for article, matched in zip(waiting, done, strict=False):
+            _save_matched(monitor, watchlists, article, matched, report)
+        waiting = waiting[len(done):]
+
+
+def _match_some(matcher: Matcher, watchlists: dict[str, Watchlist],
+                articles: list[StoredArticle]) -> list[_Matched]:
+    """The matching of the first of `articles`, as many as fit in MATCH_SLICE (at least one).
+    Runs in a worker thread: pure, no store."""
+    done: list[_Matched] = []
+    started = time.perf_counter()
+    for article in articles:
+        done.append(_match_one(matcher, watchlists, article))
+        if time.perf_counter() - started > MATCH_SLICE:
+            break
+    return done
+
+
+def _match_one(matcher: Matcher, watchlists: dict[str, Watchlist], article: StoredArticle) -> _Matched:
+    try:
+        matched = matcher.match_within(document(article), MATCH_BUDGET)
+        records = [MatchRecord(hit.watchlist, hit.words, hit.snippet) for hit in matched.hits.values()
+                   if wanted_language(article.lang, watchlists[hit.watchlist].languages)]
+    except Exception as error:  # a fault in the matcher stays with this article
+        logger.exception("article %s: matching failed", article.url)
+        return _Matched([], f"matching failed: {error!r}"[:300])
+    cut = matched.cut
+    if cut is None:
+        return _Matched(records)
+    logger.warning(
+        "article %s: matching stopped after %.1f s (budget %.1f s), at watchlist %r; not decided: %s",
+        article.url, cut.seconds, MATCH_BUDGET, cut.watchlist, ", ".join(cut.undecided))
+    return _Matched(records, f"matching stopped after {cut.seconds:.1f} s at watchlist {cut.watchlist!r}; "
+                             f"{len(cut.undecided)} watchlists not decided")
+
+
+def _save_matched(monitor: Monitor, watchlists: dict[str, Watchlist], article: StoredArticle,
+                  matched: _Matched, report: CycleReport) -> None:
+    records = matched.records
+    if not records:
+        monitor.store.save_matches(article.id, [], [])
+    else:
         created = utcnow()
         # Story lookups only for the few articles that matched: this loop sees every article.
         story_id, context = _story_context(monitor.store, article)
         already = monitor.store.alerted_watchlists(story_id) if story_id else set()
-        records, alerts = [], []
-        for hit in hits.values():
-            records.append(MatchRecord(hit.watchlist, hit.words, hit.snippet))
-            if hit.watchlist not in already:
-                alerts += [_alert(hit, notifier, article, created, context)
-                           for notifier in watchlists[hit.watchlist].notify]
+        alerts = []
+        for record in records:
+            if record.watchlist not in already:
+                alerts += [_alert(record, notifier, article, created, context)
+                           for notifier in watchlists[record.watchlist].notify]
         report.alerts_created += monitor.store.save_matches(article.id, records, alerts, story_id)
         report.matched_articles += 1
+    if matched.stopped:
+        # The hits found still alert (saved above); the reason stays with the article.
+        monitor.store.skip(article.id, matched.stopped)
 
 
 def _story_context(store: Store, article: StoredArticle) -> tuple[int | None, StoryContext]:
@@ -249,7 +309,7 @@ def _story_context(store: Store, article: StoredArticle) -> tuple[int | None, St
     return story[0], StoryContext(story[1], others, update=article.revision > 1)
 
 
-def _alert(hit: Hit, notifier: str, article: StoredArticle, created: str,
+def _alert(hit: MatchRecord, notifier: str, article: StoredArticle, created: str,
            story: StoryContext) -> NewAlert:
     alert_id = new_alert_id()
     body = build_body(alert_id, hit.watchlist, article, hit.words, hit.snippet, created, story)

@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from monitor.rules import Document, parse_query
+from monitor.rules.matcher import MAX_WILDCARD_WORD
 from monitor.rules.nodes import And, Meta, Mode, Near, Node, Not, Or, Phrase, Scope, Term
 from monitor.rules.text import fold, stem
 
@@ -100,7 +101,9 @@ def _is(term: Term, raw: str) -> bool:
         return fold(raw) == term.text
     if term.mode is Mode.STEM:
         return stem(fold(raw)) == stem(term.text)
-    return re.fullmatch(_glob(term.text), fold(raw), re.DOTALL) is not None
+    folded = fold(raw)
+    # The documented limit: longer words are not tested against wildcards.
+    return len(folded) <= MAX_WILDCARD_WORD and re.fullmatch(_glob(term.text), folded, re.DOTALL) is not None
 
 
 def _phrase(node: Phrase, fields: list[list[_Word]], allowed: frozenset[int]) -> set[RefSpan]:

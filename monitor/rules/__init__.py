@@ -8,8 +8,10 @@ The language is documented for users in docs/query-language.md.
 """
 
 from monitor.errors import QueryError
-from monitor.rules.matcher import Document, Hit, Matcher
+from monitor.rules.matcher import MATCH_BUDGET, Cut, Document, Hit, Matched, Matcher
 from monitor.rules.parser import parse_query
 from monitor.rules.snippet import highlight
 
-__all__ = ["Document", "Hit", "Matcher", "QueryError", "highlight", "parse_query"]
+__all__ = [
+    "MATCH_BUDGET", "Cut", "Document", "Hit", "Matched", "Matcher", "QueryError", "highlight", "parse_query",
+]

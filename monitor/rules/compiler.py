@@ -359,11 +359,20 @@ def _and(children: list[Evaluator]) -> Evaluator:
 
 def _or(children: list[Evaluator]) -> Evaluator:
     def evaluate(facts: Facts, fields: int) -> Found:
-        items = None
+        items: Found = None
+        owned = False  # whether `items` is this call's own list, not a child's
         for child in children:
             found = child(facts, fields)
-            if found is not None:
-                items = found if items is None else items + found
+            if found is None:
+                continue
+            if items is None:
+                items = found
+            elif owned:
+                # Extended in place: `items + found` for each true child copied all found
+                # before, quadratic in an OR of hundreds of NEARs.
+                items += found
+            else:
+                items, owned = items + found, True
         return items
 
     return evaluate

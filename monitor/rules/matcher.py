@@ -14,9 +14,11 @@ masks, the work grows with the article and its hits, not with the number of watc
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from itertools import chain
+from time import perf_counter
 
 from monitor.errors import QueryError
 from monitor.rules.compiler import (
@@ -31,7 +33,7 @@ from monitor.rules.compiler import (
     compile_node,
     flat_words,
 )
-from monitor.rules.globs import GlobIndex, glob_regex
+from monitor.rules.globs import Glob, GlobIndex
 from monitor.rules.nodes import Meta
 from monitor.rules.parser import parse_query
 from monitor.rules.planner import Triggers
@@ -39,6 +41,13 @@ from monitor.rules.snippet import SNIPPET_WIDTH, Window, make_snippet
 from monitor.rules.text import WORD_RE, fold, nfc, split_words, stem
 
 TOKEN_CACHE_SIZE = 300_000
+# Longer words are not tested against wildcard terms: no word of any language is this long,
+# and it bounds what one hostile word can cost.
+MAX_WILDCARD_WORD = 200
+# Seconds one article's matching may take, checked between the watchlists that need their
+# deciders (see Matcher.match_within). A few hostile or careless queries can cost that much;
+# ordinary ones take well under a millisecond.
+MATCH_BUDGET = 5.0
 _INDEX = (1 << FIELD_SHIFT) - 1  # the word-index part of a position
 _LANG_SUBTAG = re.compile(r"[-_]")
 # What made a query true: the article's words that stand for its present atoms (all their
@@ -56,6 +65,21 @@ class Document:
     source: str = ""
     url: str = ""
     lang: str = ""
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Where an article's matching stopped when its time budget ran out."""
+
+    watchlist: str  # the watchlist whose decision used up the budget
+    undecided: tuple[str, ...]  # the watchlists left undecided (they might have matched)
+    seconds: float  # the time taken
+
+
+@dataclass(frozen=True)
+class Matched:
+    hits: dict[str, Hit]
+    cut: Cut | None = None  # None: every watchlist was decided
 
 
 class Hit:
@@ -130,8 +154,8 @@ class Matcher:
     """All watchlists compiled together. `Matcher({"name": "query", ...}).match(document)`.
 
     A bad query raises QueryError naming its watchlist. `token_cache_size` bounds the cache
-    of words already looked up (0 turns it off); results are the same either way. The
-    cache makes `match` unsafe to call from several threads at once.
+    of words already looked up (0 turns it off); results are the same either way. Calls
+    from several threads take turns, as they share that cache.
     """
 
     def __init__(self, queries: Mapping[str, str], *, token_cache_size: int = TOKEN_CACHE_SIZE) -> None:
@@ -158,6 +182,7 @@ class Matcher:
         self._seen: set[str] = set()
         self._with_atoms: dict[str, tuple[int, ...]] = {}
         self._token_cache_size = token_cache_size
+        self._lock = threading.Lock()
 
     @property
     def names(self) -> list[str]:
@@ -165,6 +190,18 @@ class Matcher:
 
     def match(self, doc: Document) -> dict[str, Hit]:
         """The watchlists that match `doc`, by name, in the order they were given."""
+        return self.match_within(doc, None).hits
+
+    def match_within(self, doc: Document, budget: float | None = MATCH_BUDGET) -> Matched:
+        """`match`, in about `budget` seconds (None: no limit). Once the budget is spent, the
+        watchlists not yet decided are left so and named in the result's `cut`; the hits
+        found until then stand. The budget is checked after each watchlist that needs its
+        decider, so one watchlist's own decision is never cut short."""
+        with self._lock:
+            return self._match(doc, None if budget is None else perf_counter() + budget)
+
+    def _match(self, doc: Document, deadline: float | None) -> Matched:
+        started = perf_counter()
         article = _Article(doc)
         token_atoms = self._token_atoms(article.distinct_tokens())
         metas = self._metas.true_for(doc)
@@ -173,15 +210,22 @@ class Matcher:
         groups = {*token_atoms.values(), tuple(sorted(metas))} if metas else set(token_atoms.values())
         names, vetoes, deciders = self._names, self._triggers.vetoes, self._deciders
         hits = {}
+        candidates = self._triggers.candidates(groups)
         # The words and snippets of hits are worked out only when asked for.
-        for index in self._triggers.candidates(groups):
+        for index in candidates:
             vetoed = vetoes[index]
             if vetoed is not None:  # presence decides it: the kept clauses are all it needs
                 if present.isdisjoint(vetoed):
                     hits[names[index]] = Hit(names[index], article, self._why(index, present))
-            elif deciders[index](article, present):
+                continue
+            if deciders[index](article, present):
                 hits[names[index]] = Hit(names[index], article, self._why(index, present))
-        return hits
+            if deadline is not None and perf_counter() > deadline:
+                later = candidates[candidates.index(index) + 1 :]
+                if later:
+                    undecided = tuple(names[other] for other in later)
+                    return Matched(hits, Cut(names[index], undecided, perf_counter() - started))
+        return Matched(hits)
 
     def _why(self, index: int, present: set[int]) -> frozenset[int] | Evaluator:
         """What a hit needs to work out its words: a flat query's present words, else the
@@ -221,8 +265,13 @@ class Matcher:
             [*by_folded.get(word, ()), *by_stem.get(stem(word), ()), *by_written.get(token, ())]
             for token, word in zip(tokens, folded, strict=True)
         ]
-        for atom, index in self._globs.search(folded):
-            found[index].append(atom)
+        if max(map(len, folded), default=0) <= MAX_WILDCARD_WORD:
+            for atom, index in self._globs.search(folded):
+                found[index].append(atom)
+        else:
+            kept = [index for index, word in enumerate(folded) if len(word) <= MAX_WILDCARD_WORD]
+            for atom, index in self._globs.search([folded[index] for index in kept]):
+                found[kept[index]].append(atom)
         return [tuple(atoms) for atoms in found]
 
 
@@ -275,8 +324,8 @@ def _meta_values(field: str, value: str) -> tuple[str, ...]:
 def _holds(meta: Meta, values: tuple[str, ...]) -> bool:
     if meta.literal:
         return meta.pattern in values
-    pattern = glob_regex(meta.pattern)
-    return any(pattern.fullmatch(value) for value in values)
+    glob = Glob(meta.pattern)
+    return any(glob.matches(value) for value in values)
 
 
 class _Article:

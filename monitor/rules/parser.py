@@ -79,8 +79,14 @@ class _Parser:
 
     def _near(self, meta: str | None) -> Node:
         left = self._not(meta)
+        chained = 0
         while self._peek().kind is Kind.NEAR:
             operator = self._operator()
+            # Each NEAR of a chain holds the ones before it: as deep as nested groups, and
+            # held to the same limit.
+            chained += 1
+            if chained > MAX_NESTING:
+                raise self._error(f"more than {MAX_NESTING} NEARs in a row", operator)
             right = self._not(meta)
             if not (has_positions(left) and has_positions(right)):
                 raise self._error("NEAR needs words or phrases on both sides", operator)

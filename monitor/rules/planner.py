@@ -174,7 +174,7 @@ class Triggers:
             for slot, clause in enumerate(clauses[:SLOTS]):
                 for atom in clause:
                     slots[atom, slot] = slots.get((atom, slot), 0) | bit
-        words = (len(nodes) + 63) // 64
+        words = max(1, (len(nodes) + 63) // 64)  # one even for no watchlists: none is woken
         masks = np.zeros((len(atoms.keys), SLOTS, words), "<u8")
         for (atom, slot), mask in slots.items():
             masks[atom, slot] = _words(mask, words)
