@@ -36,7 +36,6 @@ _PROBLEMS = {
     "SQLITE_BUSY": f"another connection held it for more than {BUSY_TIMEOUT} s",
     "SQLITE_LOCKED": "locked",
     "SQLITE_READONLY": "the database or its folder is read-only",
-    "SQLITE_FULL": "the disk is full",
     "SQLITE_IOERR": "a read or write failed: disk full, file size limit or a failing disk",
     "SQLITE_CORRUPT": "the file is damaged",
     "SQLITE_NOTADB": "the file is not an SQLite database or is damaged",
