@@ -12,12 +12,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO, WEBHOOK_SECRET, monitor_config, write_config
 from servers import Receiver, Site
 
@@ -85,13 +87,12 @@ def test_the_lock_goes_with_a_killed_monitor(tmp_path: Path, site: Site) -> None
     config = write_config(tmp_path, monitor_config(site, feeds=FEED))
     first = start_monitor(config, "run")
     lock = tmp_path / "monitor.db.lock"
-    deadline = time.monotonic() + 60
-    while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
-        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
-        time.sleep(0.1)
-    assert monitor(config, "once").returncode == 2
-    first.send_signal(signal.SIGKILL)
-    first.communicate(timeout=30)
+    try:
+        _wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid), first)
+        assert monitor(config, "once").returncode == 2
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
 
     result = monitor(config, "once")
 
@@ -208,3 +209,48 @@ def test_a_truncated_database_is_exit_3(database: Path) -> None:
         file.truncate(database.stat().st_size // 2)
 
     assert_database_error(monitor(config, "once"), "malformed", "damaged")
+
+
+def test_the_daemon_logs_a_database_error_and_tries_again(tmp_path: Path, database: Path) -> None:
+    raw = yaml.safe_load((tmp_path / "config.yaml").read_text(encoding="utf-8"))
+    for source in raw["sources"]:
+        source["interval"] = "5s"
+    config = write_config(tmp_path, raw)
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    daemon = start_monitor(config, "run")
+    log: list[str] = []
+    reader = threading.Thread(target=lambda: log.extend(daemon.stderr), daemon=True)
+    reader.start()
+    try:
+        _wait_for(lambda: any("database error: " in line for line in log), daemon)
+        holder.rollback()
+        # The next interval writes what the locked one could not.
+        _wait_for(lambda: _count(database, "SELECT count(DISTINCT source) FROM articles") == 3, daemon)
+    finally:
+        holder.close()
+        # Stopping cleanly mid-poll is the signal handling's business, not this test's.
+        daemon.kill()
+        daemon.wait(timeout=60)
+        reader.join(timeout=10)
+    assert "Traceback" not in "".join(log)
+    (error,) = {line.split(" ERROR ", 1)[1] for line in log if "database error: " in line}
+    assert "database is locked" in error and "retrying at the next interval" in error
+
+
+def _wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, "the daemon ended"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def _count(database: Path, sql: str) -> int:
+    db = sqlite3.connect(database, timeout=0.1)
+    try:
+        return db.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        db.close()
