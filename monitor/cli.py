@@ -11,12 +11,14 @@ from collections.abc import Sequence
 
 from monitor import __version__
 from monitor.config import load_config, resolve_config_path
-from monitor.errors import ConfigError, MonitorError, QueryError, StoreError
+from monitor.errors import AlreadyRunning, ConfigError, MonitorError, QueryError, StoreError
 from monitor.models import Config
 from monitor.pipeline import CycleReport, SourceReport
 from monitor.redact import RedactingFilter, config_secrets
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_CONFIG, EXIT_STORE, EXIT_USAGE = 0, 1, 2, 3, 64
+# Another `once` or `run` holds the database: exit at once, so cron never stacks up runs.
+EXIT_BUSY = 2
 _REDACTION = RedactingFilter()  # learns the config's own secrets once the config is loaded
 
 
@@ -41,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:
         print(f"database error: {exc}", file=sys.stderr)
         return EXIT_STORE
+    except AlreadyRunning as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BUSY
     except MonitorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -150,6 +155,13 @@ def _short_time(value: str | None) -> str:
 
 
 def cmd_once(config: Config, args: argparse.Namespace) -> int:
+    from monitor.store import writer_lock
+
+    with writer_lock(config.database):
+        return _once(config)
+
+
+def _once(config: Config) -> int:
     from monitor.crawl import Crawler
     from monitor.pipeline import Monitor, run_cycle
     from monitor.scheduler import run_until_stopped
@@ -179,8 +191,10 @@ def cmd_once(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
     from monitor.scheduler import Daemon
+    from monitor.store import writer_lock
 
-    asyncio.run(Daemon(config, print_cycle).run())
+    with writer_lock(config.database):
+        asyncio.run(Daemon(config, print_cycle).run())
     return EXIT_OK
 
 

@@ -28,7 +28,11 @@ class QueryError(MonitorError):
 
 
 class StoreError(MonitorError):
-    """The database cannot be opened or written."""
+    """The database cannot be opened, read or written (locked, read-only, full, damaged)."""
+
+
+class AlreadyRunning(MonitorError):
+    """Another `once` or `run` holds the database's writer lock."""
 
 
 class FetchError(MonitorError):
@@ -36,4 +40,9 @@ class FetchError(MonitorError):
 
 
 class DeliveryError(MonitorError):
-    """An alert could not be delivered; it stays in the outbox and is retried."""
+    """An alert could not be delivered; it stays in the outbox and is retried. `owed` names the
+    recipients still to be sent it when others already accepted it (None: all of them)."""
+
+    def __init__(self, message: str, owed: tuple[str, ...] | None = None) -> None:
+        super().__init__(message)
+        self.owed = owed

@@ -1,5 +1,6 @@
-"""Schema versions. Each step runs once, in order, inside one transaction; PRAGMA user_version
-records how far a database has come."""
+"""Schema versions. Each step runs once, in order; PRAGMA user_version records how far a database
+has come. The pending steps run in one BEGIN IMMEDIATE transaction that re-reads the version
+inside it, so two processes opening a new database at once never both run a step."""
 
 from __future__ import annotations
 
@@ -92,15 +93,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX alerts_once_per_story ON alerts(story_id, watchlist, notifier)
         WHERE story_id IS NOT NULL;
     """,
+    # 4: an email alert that some recipients refused remembers who is still owed it (a JSON
+    # list; NULL means every recipient of the notifier)
+    """
+    ALTER TABLE alerts ADD COLUMN owed TEXT;
+    """,
 )
 
 
 def migrate(db: Database) -> int:
     """Bring the schema up to date; returns the version reached."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        with db.atomic():
+    if _version(db) >= len(MIGRATIONS):
+        return len(MIGRATIONS)  # the common case takes no write lock
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated between the read above and the lock.
+        version = _version(db)
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in filter(str.strip, script.split(";")):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {number}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
     return len(MIGRATIONS)
+
+
+def _version(db: Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]

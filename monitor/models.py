@@ -164,3 +164,5 @@ class PendingAlert:
     article_id: int
     body: str  # the exact JSON document sent (and signed) on every attempt
     attempts: int
+    # Email: the recipients still owed the alert after some refused it; None means all of them.
+    owed: tuple[str, ...] | None = None

@@ -18,7 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.alerts.outbox import DeliveryReport
 from monitor.config import load_config
 from monitor.crawl import STOP_GRACE, Crawler
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, StoreError
 from monitor.models import Config, Source
 from monitor.pipeline import CycleReport, Monitor, build_matcher, deliver, run_cycle
 from monitor.store import Store
@@ -80,6 +80,10 @@ class Daemon:
                 raise
             # Cancelled by the shutdown: what it had not stored or sent waits for the next run.
             logger.info("stopped %s before it finished", getattr(job, "__name__", "a job"))
+        except StoreError as exc:
+            # Locked, read-only, full or damaged: the transaction was rolled back, nothing is
+            # half-written, and the next interval tries again.
+            logger.error("database error: %s; retrying at the next interval", exc)
         except Exception:
             # A job must never take the daemon down; the next interval tries again.
             logger.exception("job failed")

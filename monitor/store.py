@@ -3,17 +3,22 @@ article was already known (same canonical URL, or same GUID from the same source
 
 from __future__ import annotations
 
+import fcntl
+import functools
+import inspect
 import json
+import os
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlite_utils import Database
 
-from monitor.errors import StoreError
+from monitor.errors import AlreadyRunning, StoreError
 from monitor.extract import detect_language
 from monitor.migrations import migrate
 from monitor.models import Entry, PageResult, PendingAlert, PollResult, StoredArticle
@@ -22,6 +27,21 @@ from monitor.normalize import canonical_url, content_hash, usable_url
 # Article states: waiting for its page text, waiting to be matched, done.
 FETCH, MATCH, DONE = "fetch", "match", "done"
 PENDING, SENT = "pending", "sent"
+# How long a statement waits for another connection's lock before it fails with "database is
+# locked". The monitor's own writers never wait on each other (the writer lock), so only an
+# outside tool or a read-only command can hold the database this long.
+BUSY_TIMEOUT = 5
+# SQLite's result codes in words, so the one line a failure prints says what is wrong.
+_PROBLEMS = {
+    "SQLITE_BUSY": f"another connection held it for more than {BUSY_TIMEOUT} s",
+    "SQLITE_LOCKED": "locked",
+    "SQLITE_READONLY": "the database or its folder is read-only",
+    "SQLITE_IOERR": "a read or write failed: disk full, file size limit or a failing disk",
+    "SQLITE_CORRUPT": "the file is damaged",
+    "SQLITE_NOTADB": "the file is not an SQLite database or is damaged",
+    "SQLITE_CANTOPEN": "the file cannot be opened",
+    "SQLITE_PERM": "permission denied",
+}
 
 
 def utcnow() -> str:
@@ -49,22 +69,111 @@ class MatchRecord:
     snippet: str
 
 
+def store_error(path: Path | str, exc: sqlite3.Error) -> StoreError:
+    """The one place a SQLite failure becomes a StoreError: the file, SQLite's words, and ours."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    problem = next((text for code, text in _PROBLEMS.items()
+                    if name == code or name.startswith(code + "_")), None)
+    return StoreError(f"{path}: {exc}" + (f" ({problem})" if problem else ""))
+
+
+def _guarded(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def call(self: Store, *args: object, **kwargs: object) -> object:
+        try:
+            result = method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from exc
+        # A lazy query runs its SQL while it is iterated, outside this frame.
+        return _guarded_iterator(self.path, result) if inspect.isgenerator(result) else result
+    return call
+
+
+def _guarded_iterator(path: Path | str, rows: Iterator) -> Iterator:
+    try:
+        yield from rows
+    except sqlite3.Error as exc:
+        raise store_error(path, exc) from exc
+
+
+def _sqlite_errors_are_store_errors(cls: type) -> type:
+    """Every public method of the store raises StoreError, never sqlite3.Error: callers handle
+    one exception, and a transaction that failed has been rolled back by then (atomic())."""
+    for name, member in list(vars(cls).items()):
+        if inspect.isfunction(member) and not name.startswith("_"):
+            setattr(cls, name, _guarded(member))
+    return cls
+
+
+@contextmanager
+def writer_lock(database: Path) -> Iterator[None]:
+    """One writer per database: `once` and `run` hold an exclusive flock on `<db>.lock`, with
+    their pid written in it, for their whole life. The OS releases it when the process ends,
+    however it ends, so a killed monitor never leaves a stale lock behind."""
+    path = database.with_name(database.name + ".lock")
+    fd = _open_lock_file(path)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(
+                f"another monitor is running on {database} (pid {_lock_holder(fd)})") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # a lock file we may only read still locks; the pid is a courtesy
+        yield
+    finally:
+        os.close(fd)
+
+
+def _open_lock_file(path: Path) -> int:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except PermissionError:
+        if path.exists():
+            # flock needs no write access: someone else's lock file still serves.
+            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        problem = "permission denied"
+    except OSError as exc:
+        problem = exc.strerror
+    database = path.with_name(path.name.removesuffix(".lock"))
+    raise StoreError(f"cannot open database {database}: cannot create its lock file {path}: {problem}")
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@_sqlite_errors_are_store_errors
 class Store:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, path: Path | str = "database") -> None:
         self.db = db
+        self.path = path
 
     @classmethod
     def open(cls, path: Path) -> Store:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        db = None
+        try:
             db = Database(path)
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT * 1000}")
             db.enable_wal()
-            db.execute("PRAGMA busy_timeout = 10000")
             db.execute("PRAGMA foreign_keys = ON")
             migrate(db)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open database {path}: {exc}") from exc
-        return cls(db)
+        except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
+            raise store_error(f"cannot open database {path}", exc) from exc
+        return cls(db, path)
 
     def close(self) -> None:
         self.db.close()
@@ -298,11 +407,11 @@ class Store:
 
     def pending_alerts(self) -> list[PendingAlert]:
         rows = self.db.query(
-            "SELECT id, notifier, watchlist, article_id, body, attempts FROM alerts"
+            "SELECT id, notifier, watchlist, article_id, body, attempts, owed FROM alerts"
             " WHERE status = ? ORDER BY created, id",
             [PENDING],
         )
-        return [PendingAlert(**row) for row in rows]
+        return [PendingAlert(**row | {"owed": _owed(row["owed"])}) for row in rows]
 
     def mark_sent(self, alert_id: str) -> None:
         with self.db.atomic():
@@ -312,15 +421,28 @@ class Store:
                 [SENT, utcnow(), alert_id],
             )
 
-    def mark_failed(self, alert_id: str, error: str) -> None:
+    def mark_failed(self, alert_id: str, error: str, owed: Iterable[str] | None = None) -> None:
+        """A failed attempt; with `owed`, the attempt reached some recipients and only these
+        are still to be sent the alert (the others must not get it twice)."""
         with self.db.atomic():
-            self.db.execute(
-                "UPDATE alerts SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                [error, alert_id],
-            )
+            if owed is None:
+                self.db.execute(
+                    "UPDATE alerts SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                    [error, alert_id],
+                )
+            else:
+                self.db.execute(
+                    "UPDATE alerts SET attempts = attempts + 1, last_error = ?, owed = ?"
+                    " WHERE id = ?",
+                    [error, json.dumps(list(owed), ensure_ascii=False), alert_id],
+                )
 
     def count_pending_alerts(self) -> int:
         return self.db.execute("SELECT count(*) FROM alerts WHERE status = ?", [PENDING]).fetchone()[0]
+
+
+def _owed(column: str | None) -> tuple[str, ...] | None:
+    return None if column is None else tuple(json.loads(column))
 
 
 def _article(row: dict) -> StoredArticle:

@@ -4,17 +4,20 @@ that came from the web is escaped in the HTML part."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import re
 import smtplib
+import socket
 import ssl
+import threading
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from monitor.alerts.payload import read_body
 from monitor.errors import DeliveryError
-from monitor.models import EmailNotifier, PendingAlert
+from monitor.models import EmailNotifier, PendingAlert, SmtpSettings
 from monitor.normalize import one_line
 
 # A Subject is read in a list of messages; a longer title is cut (the body has it whole).
@@ -92,22 +95,89 @@ def _emphasise(text: str, words: list[str]) -> str:
     return "".join(parts)
 
 
-def _send_sync(notifier: EmailNotifier, message: EmailMessage) -> None:
+class _Session:
+    """One SMTP conversation in a worker thread that the event loop can cut short: smtplib's
+    timeout is per socket operation, so a server trickling its replies is stopped by shutting
+    the socket down, which wakes the thread's blocked read."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._client: smtplib.SMTP | None = None
+        self._aborted = False
+
+    def client(self, smtp_settings: SmtpSettings) -> smtplib.SMTP:
+        session = self
+
+        class Client(smtplib.SMTP_SSL if smtp_settings.ssl else smtplib.SMTP):
+            def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+                sock = super()._get_socket(host, port, timeout)
+                session._connected(self, sock)
+                return sock
+
+        kwargs = {"context": ssl.create_default_context()} if smtp_settings.ssl else {}
+        return Client(timeout=smtp_settings.timeout, **kwargs)
+
+    def _connected(self, client: smtplib.SMTP, sock: socket.socket) -> None:
+        with self._lock:
+            self._client = client
+            aborted = self._aborted
+        if aborted:
+            _shut(sock)
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborted = True
+            sock = getattr(self._client, "sock", None)
+        if sock is not None:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _send_sync(notifier: EmailNotifier, message: EmailMessage, recipients: tuple[str, ...],
+               session: _Session) -> dict[str, tuple[int, bytes]]:
+    """Send to `recipients`; returns the ones the server refused (smtplib raises only when it
+    refused all of them)."""
     smtp = notifier.smtp
-    context = ssl.create_default_context()
-    client_class = smtplib.SMTP_SSL if smtp.ssl else smtplib.SMTP
-    kwargs = {"context": context} if smtp.ssl else {}
-    with client_class(smtp.host, smtp.port, timeout=smtp.timeout, **kwargs) as client:
+    client = session.client(smtp)
+    try:
+        client.connect(smtp.host, smtp.port)
         if smtp.starttls:
-            client.starttls(context=context)
+            client.starttls(context=ssl.create_default_context())
         if smtp.username:
             client.login(smtp.username, smtp.password or "")
-        client.send_message(message)
+        refused = client.send_message(message, to_addrs=list(recipients))
+        # The server has the message: say goodbye without waiting for its answer, which
+        # would otherwise count against the deadline of a send that already succeeded.
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            client.putcmd("quit")
+        return refused
+    finally:
+        client.close()
 
 
 async def send(notifier: EmailNotifier, alert: PendingAlert) -> None:
+    """Mail the alert to the recipients still owed it. `smtp.timeout` bounds the whole send;
+    when it runs out the outcome is unknown, and the alert counts as not sent."""
     message = build_message(notifier, alert)
+    recipients = alert.owed if alert.owed is not None else notifier.to
+    where = f"SMTP {notifier.smtp.host}:{notifier.smtp.port}"
+    session = _Session()
     try:
-        await asyncio.to_thread(_send_sync, notifier, message)
+        refused = await asyncio.wait_for(
+            asyncio.to_thread(_send_sync, notifier, message, recipients, session),
+            notifier.smtp.timeout,
+        )
+    except TimeoutError:
+        session.abort()
+        raise DeliveryError(f"{where}: no complete answer within {notifier.smtp.timeout:g} s") from None
     except (OSError, smtplib.SMTPException) as exc:
-        raise DeliveryError(f"SMTP {notifier.smtp.host}:{notifier.smtp.port}: {exc}") from exc
+        raise DeliveryError(f"{where}: {exc}") from exc
+    if refused:
+        owed = tuple(r for r in recipients if r in refused)
+        reasons = "; ".join(f"{r}: {code} {text.decode('utf-8', 'replace')}"
+                            for r, (code, text) in refused.items())
+        raise DeliveryError(f"{where} refused {reasons}", owed=owed)

@@ -1,5 +1,7 @@
 """Delivery of the outbox: every pending alert goes to its channel; the row is marked sent only
-after the channel said yes. A failure stays pending and is retried on the next pass."""
+after the channel said yes. A failure stays pending and is retried on the next pass, with the
+same id and body; an alert handed over whose answer never came (a timeout) is the only kind a
+receiver may see twice."""
 
 from __future__ import annotations
 
@@ -37,9 +39,12 @@ async def deliver_pending(store: Store, config: Config) -> DeliveryReport:
         try:
             await CHANNELS[notifier.type](notifier, alert)
         except DeliveryError as exc:
-            # One failure per notifier per pass: do not hammer a receiver that is down.
-            unreachable.add(alert.notifier)
-            store.mark_failed(alert.id, str(exc))
+            if exc.owed is None:
+                # One failure per notifier per pass: do not hammer a receiver that is down.
+                unreachable.add(alert.notifier)
+            # else the server took the alert for some recipients: only the refused ones are
+            # owed it, and are tried again on a later pass.
+            store.mark_failed(alert.id, str(exc), exc.owed)
             report.failed += 1
             logger.warning("alert %s to %s failed (attempt %d): %s",
                            alert.id, alert.notifier, alert.attempts + 1, exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 
@@ -33,10 +34,18 @@ def request_headers(notifier: WebhookNotifier, alert: PendingAlert, body: bytes)
 async def send(notifier: WebhookNotifier, alert: PendingAlert) -> None:
     body = alert.body.encode("utf-8")
     try:
-        async with httpx.AsyncClient(timeout=notifier.timeout, follow_redirects=False) as client:
+        # `timeout` bounds the whole send (connect, request, answer): httpx's own timeouts are
+        # per read, so a receiver trickling its answer would otherwise hold delivery for ever.
+        async with asyncio.timeout(notifier.timeout), httpx.AsyncClient(
+            timeout=notifier.timeout, follow_redirects=False
+        ) as client:
             response = await client.post(
                 notifier.url, content=body, headers=request_headers(notifier, alert, body)
             )
+    except TimeoutError:
+        # The receiver may have the alert: it stays pending and goes again with the same
+        # Idempotency-Key and body.
+        raise DeliveryError(f"no complete answer within {notifier.timeout:g} s") from None
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
     if not 200 <= response.status_code < 300:
