@@ -6,15 +6,19 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from monitor import __version__
 from monitor.config import load_config, resolve_config_path
 from monitor.errors import AlreadyRunning, ConfigError, MonitorError, QueryError, StoreError
 from monitor.models import Config
-from monitor.pipeline import CycleReport, SourceReport
-from monitor.redact import RedactingFilter, config_secrets
+from monitor.redact import RedactingFilter, config_secrets, redact
+
+if TYPE_CHECKING:  # the pipeline pulls in Scrapy and the matcher; the CLI is up before them
+    from monitor.pipeline import CycleReport, SourceReport
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_CONFIG, EXIT_STORE, EXIT_USAGE = 0, 1, 2, 3, 64
 # Another `once` or `run` holds the database: exit at once, so cron never stacks up runs.
@@ -22,7 +26,19 @@ EXIT_BUSY = 2
 _REDACTION = RedactingFilter()  # learns the config's own secrets once the config is loaded
 
 
+class _StoppedEarly(Exception):
+    """SIGTERM or SIGINT before the event loop took over the signals: nothing has started."""
+
+
+def _stop_early(signum: int, frame: object) -> None:
+    raise _StoppedEarly
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Until a command's event loop installs its own handlers (loading the config and compiling
+    # the watchlists can take seconds), a stop signal ends the process quietly with rc 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_early)
     args = _parser().parse_args(argv)
     # --config and -v may stand before or after the command; SUPPRESS keeps either from
     # overwriting the other with a default, so read them with getattr.
@@ -49,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MonitorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except _StoppedEarly:
+        return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,7 +134,8 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
     print(f"sources ({len(config.sources)}):")
     for s in config.sources:
         text = "full text" if s.full_text else "feed only"
-        print(f"  {s.name:<22} {s.type:<8} every {_duration(s.interval):<6} {text:<9}  {s.url}")
+        print(f"  {s.name:<22} {s.type:<8} every {_duration(s.interval):<6} {text:<9}  "
+              f"{redact(s.url, _REDACTION.secrets)}")
     print(f"watchlists ({len(config.watchlists)}):" if config.watchlists else
           "watchlists (0): none — articles are collected, nothing alerts")
     for w in config.watchlists:

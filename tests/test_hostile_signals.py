@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO, write_config
 from servers import serve
 
@@ -273,3 +274,24 @@ def test_a_signal_mid_delivery_leaves_the_alert_pending_not_failed(
     assert len(hooks) == ITEMS
     assert {status for status, _, _ in hooks} == {"pending"}, "the receiver never said yes"
     assert [(a, e) for _, a, e in hooks if a or e] == [], "no alert is marked failed for the stop"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_starting_up_ends_quietly(tmp_path: Path, sig: signal.Signals) -> None:
+    """Before the event loop takes over the signals (config loading, compiling watchlists)."""
+    with slow_site() as site:
+        config = config_for(tmp_path, site)
+        many = [{"name": f"lista-{i}", "query": f'"{WORDS[i % len(WORDS)]} {i}" OR tokajev{i}*',
+                 "notify": ["logg"]} for i in range(3000)]
+        text = config.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+        data["watchlists"] = many
+        config = write_config(tmp_path, data)
+        process = start(config, "once", tmp_path / "stderr.log")
+        time.sleep(1.0)  # started, not yet polling: compiling 3,000 watchlists takes seconds
+        assert process.poll() is None, "still starting up when the signal comes"
+        rc, _ = stop_and_wait(process, sig)
+        stderr = (tmp_path / "stderr.log").read_text()
+    assert rc == 0, f"rc {rc}\n{stderr[-3000:]}"
+    assert_no_traceback(stderr)
+    assert site.asked == [], "nothing was fetched"
