@@ -211,6 +211,21 @@ def test_a_truncated_database_is_exit_3(database: Path) -> None:
     assert_database_error(monitor(config, "once"), "malformed", "damaged")
 
 
+def test_a_table_damaged_behind_a_sound_header_is_exit_3(database: Path) -> None:
+    """The file opens and its schema reads, but the articles table's own page is garbage: the
+    failure comes in the middle of the cycle, not when the database is opened."""
+    config = database.parent / "config.yaml"
+    with sqlite3.connect(database) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'articles'").fetchone()[0]
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with database.open("r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(b"\xff" * page_size)
+
+    assert_database_error(monitor(config, "once"), "malformed", "damaged")
+
+
 def test_the_daemon_logs_a_database_error_and_tries_again(tmp_path: Path, database: Path) -> None:
     raw = yaml.safe_load((tmp_path / "config.yaml").read_text(encoding="utf-8"))
     for source in raw["sources"]:
