@@ -166,6 +166,10 @@ def clean_markup(document: str) -> str:
 def _storable_reference(ref: re.Match[str]) -> str:
     hex_digits, digits = ref.groups()
     code = int(hex_digits, 16) if hex_digits else int(digits)
+    if 0x80 <= code <= 0x9F:
+        # "&#150;" is how Windows-1252 text writes "–" (browsers read it so, as HTML5 says):
+        # dropping it would glue "Kazakstan&#150;Ryssland" into one word.
+        return bytes([code]).decode("cp1252", "ignore")
     if code > sys.maxunicode or not clean_string(chr(code)):
         return ""
     return ref[0]

@@ -187,6 +187,16 @@ def test_control_characters_and_surrogates_are_removed_from_every_string() -> No
     assert entry.summary in ("Tokajev", "Tokajev \ufffd")  # an escaped reference: w3lib's U+FFFD
 
 
+def test_windows_1252_references_become_their_characters_not_glued_words() -> None:
+    """"&#150;" is how Windows tools write "–"; browsers read 0x80–0x9F references as Windows-1252.
+    Dropping it as a control character would glue two words into one that no query finds."""
+    body = (RSS_HEAD + rss_item("Kazakstan&#150;Ryssland &#147;nära&#148;", "a.html", "Tokajev&#x85;")
+            + RSS_TAIL).replace("{base}", "http://127.0.0.1").encode()
+    (entry,) = parse_feed(body, "http://127.0.0.1/rss.xml", "application/rss+xml")
+    assert entry.title == "Kazakstan–Ryssland “nära”"
+    assert entry.summary == "Tokajev…"
+
+
 def test_discovery_reads_a_feed_with_a_lone_surrogate() -> None:
     body = (RSS_HEAD.replace("Fientlig", "Nyheter &#xD800;från\x01 oss") + rss_item("a", "a.html")
             + RSS_TAIL).replace("{base}", "http://x.se").encode()
