@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "config_optional", False) and not path.exists():
             return args.handler(None, args)
         config = load_config(path)
-        _REDACTION.secrets.update(config_secrets(config))
+        _learn_secrets(config)
         return args.handler(config, args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
@@ -67,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except _StoppedEarly:
         return EXIT_OK
+
+
+def _learn_secrets(config: Config) -> None:
+    _REDACTION.secrets.update(config_secrets(config))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -213,7 +217,8 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     from monitor.store import writer_lock
 
     with writer_lock(config.database):
-        asyncio.run(Daemon(config, print_cycle).run())
+        # A reloaded config may bring new secrets (headers, passwords) for the log filter.
+        asyncio.run(Daemon(config, print_cycle, _learn_secrets).run())
     return EXIT_OK
 
 

@@ -33,9 +33,11 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Daemon:
-    def __init__(self, config: Config, on_cycle: Callable[[CycleReport], None]) -> None:
+    def __init__(self, config: Config, on_cycle: Callable[[CycleReport], None],
+                 on_config: Callable[[Config], None] = lambda config: None) -> None:
         self.config = config
         self.on_cycle = on_cycle
+        self.on_config = on_config  # told of each configuration taken on reload
         self.stopping = asyncio.Event()
         self.in_flight: set[asyncio.Task] = set()
         self.scheduler = AsyncIOScheduler()
@@ -126,6 +128,7 @@ class Daemon:
             logger.warning("database path changed; it takes effect at the next restart")
             config = replace(config, database=self.config.database)
         self.config = config
+        self.on_config(config)
         self.monitor.config, self.monitor.matcher = config, matcher
         self.monitor.crawler.configure(config.crawl, config.sources)
         self.scheduler.remove_all_jobs()
