@@ -80,8 +80,9 @@ _BOX_TAGS = frozenset({"div", "section", "aside", "nav", "table", "ul", "ol", "l
 # heading is mostly prose and is left alone.
 _MIN_BOX_LINK_SHARE = 0.5
 
-# Visible labels of fact boxes ("Fakta", "Faktaruta: Övningen", "FAKTA OM CSTO").
-_FACT_LABEL = re.compile(r"(fakta|faktaruta|faktabox)\b", re.IGNORECASE)
+# Visible labels of fact boxes: "Fakta", "Faktaruta: Övningen", "FAKTA OM CSTO"; not a
+# sentence that begins with the word ("Fakta är att …").
+_FACT_LABEL = re.compile(r"(fakta|faktaruta|faktabox)(\s*:.*|\s+om\s.*)?", re.IGNORECASE)
 # "Läs också: <link to another story>" lines inside the body (Swedish,
 # Norwegian, Danish spellings).
 _LINK_LINE_LABEL = re.compile(
@@ -242,7 +243,7 @@ def _prune_fact_boxes(tree: HtmlElement) -> None:
     labels = [
         element
         for element in tree.iter(_LABEL_TAGS)
-        if _FACT_LABEL.match(label := _normalized(element.text_content()))
+        if _FACT_LABEL.fullmatch(label := _normalized(element.text_content()))
         and len(label) <= _MAX_LABEL_CHARS
     ]
     for label in labels:
