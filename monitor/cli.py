@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from monitor import __version__
 from monitor.config import load_config, resolve_config_path
 from monitor.errors import AlreadyRunning, ConfigError, MonitorError, QueryError, StoreError
-from monitor.models import Config
+from monitor.models import BLOCKED_BY_ROBOTS, Config, blocked_by_robots
 from monitor.redact import RedactingFilter, config_secrets, redact
 
 if TYPE_CHECKING:  # the pipeline pulls in Scrapy and the matcher; the CLI is up before them
@@ -161,12 +161,21 @@ def cmd_sources(config: Config, args: argparse.Namespace) -> int:
     for source in config.sources:
         row = health.get(source.name) or {}
         retry_at = backoff_until(source, row, config.crawl.max_backoff)
-        state = "new" if not row else "failing" if row["consecutive_failures"] else "ok"
+        state = source_state(row)
         print(f"{source.name:<22} {source.type:<8} {state:<8} {row.get('consecutive_failures', 0):>5} "
               f"{row.get('articles_24h', 0):>5}  {_short_time(row.get('last_success')):<20} "
               f"{f'{retry_at:%Y-%m-%d %H:%M}' if retry_at else 'due':<15} "
               f"{row.get('last_error') or ''}")
     return EXIT_OK
+
+
+def source_state(row: dict) -> str:
+    """new, ok, failing, or blocked: robots.txt said no, which no retry will change."""
+    if not row:
+        return "new"
+    if not row["consecutive_failures"]:
+        return "ok"
+    return "blocked" if blocked_by_robots(row["last_error"]) else "failing"
 
 
 def _short_time(value: str | None) -> str:
@@ -291,7 +300,9 @@ def format_source(s: SourceReport) -> str:
     if s.status == 304:
         return f"  {s.name:<22} 304    not modified"
     revised = f", {s.revised} revised" if s.revised else ""
-    return f"  {s.name:<22} {s.status}    {s.entries} entries, {s.new} new{revised}"
+    pages = "page" if s.pages_blocked == 1 else "pages"
+    blocked = f"; {s.pages_blocked} article {pages} {BLOCKED_BY_ROBOTS}" if s.pages_blocked else ""
+    return f"  {s.name:<22} {s.status}    {s.entries} entries, {s.new} new{revised}{blocked}"
 
 
 def _duration(seconds: int) -> str:
