@@ -118,3 +118,8 @@ def test_store_text_false_matches_the_text_then_drops_it(
             "SELECT words FROM matches JOIN articles ON articles.id = article_id"
             " WHERE articles.source = 'utrikes'")]
     assert len(words) == UTRIKES_ALERTS and all(words)
+    # No copy in the HTTP page cache either; the other source's pages are cached.
+    cached = [meta.read_text(encoding="utf-8", errors="replace")
+              for meta in tmp_path.rglob("meta") if meta.is_file()]
+    assert cached and not [m for m in cached if "/nyheter/utrikes/" in m or "kazakstan-uran" in m]
+    assert any("/nyheter/inrikes/" in m for m in cached)
