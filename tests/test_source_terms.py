@@ -123,3 +123,32 @@ def test_store_text_false_matches_the_text_then_drops_it(
               for meta in tmp_path.rglob("meta") if meta.is_file()]
     assert cached and not [m for m in cached if "/nyheter/utrikes/" in m or "kazakstan-uran" in m]
     assert any("/nyheter/inrikes/" in m for m in cached)
+
+
+def test_sources_test_fetches_each_source_once_and_stores_nothing(
+    tmp_path: Path, site: Site, receiver: Receiver
+) -> None:
+    site.write("robots.txt", "User-agent: *\nDisallow: /rss/inrikes\n")
+    config = write_config(tmp_path, monitor_config(site, receiver))
+
+    tested = run_monitor(config, "sources", "--test")
+
+    assert tested.returncode == 1, tested.stderr  # one source is blocked
+    blocks = tested.stdout.split("\n" + "inrikes")
+    utrikes, rest = blocks[0], "inrikes" + blocks[1]
+    inrikes, senaste = rest.split("\nsenaste")
+    assert "robots.txt: allowed" in utrikes and "200: 5 entries" in utrikes
+    assert "- CSTO-styrkorna på plats i Almaty" in utrikes
+    assert "first article: " in utrikes and "characters of text, language sv" in utrikes
+    assert "robots.txt: blocked by robots.txt" in inrikes and "entries" not in inrikes
+    assert "7 entries" in senaste
+    assert "nothing was stored or sent" in tested.stdout
+    assert receiver.received == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "site"]
+    pages = [p for _, p, _ in site.requests if p.endswith(".html")]
+    assert len(pages) == 2, pages  # the first article of each source that answered
+
+    only = run_monitor(config, "sources", "--test", "senaste")
+    assert only.returncode == 0 and "utrikes" not in only.stdout and "7 entries" in only.stdout
+    wrong = run_monitor(config, "sources", "--test", "utrike")
+    assert wrong.returncode == 64 and "no source named 'utrike'" in wrong.stderr
