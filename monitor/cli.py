@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from monitor import __version__
 from monitor.config import load_config, resolve_config_path
 from monitor.errors import AlreadyRunning, ConfigError, MonitorError, QueryError, StoreError
-from monitor.models import Config
+from monitor.models import BLOCKED_BY_ROBOTS, Config, blocked_by_robots
 from monitor.redact import RedactingFilter, config_secrets, redact
 
 if TYPE_CHECKING:  # the pipeline pulls in Scrapy and the matcher; the CLI is up before them
@@ -89,10 +89,18 @@ def _parser() -> argparse.ArgumentParser:
         ("run", cmd_run, "run the daemon until SIGTERM/SIGINT"),
         ("once", cmd_once, "run one full cycle over all sources, then exit"),
         ("check", cmd_check, "validate the config and print what would run"),
-        ("sources", cmd_sources, "show each source's health"),
     ):
         commands.add_parser(name, parents=[common], help=text, description=text).set_defaults(
             handler=handler)
+    sources = commands.add_parser(
+        "sources", parents=[common], help="show each source's health, or --test sources",
+        description="Show each source's health from the database. With --test, fetch each named "
+        "source (default: all) once instead and print what it gives: entries, the first titles, "
+        "the text extracted from the first article, the robots.txt verdict. --test stores "
+        "nothing and sends nothing; exit 1 when a tested source failed or gave no entries.")
+    sources.add_argument("--test", nargs="*", metavar="NAME", default=None,
+                         help="fetch these sources once (default: all) instead")
+    sources.set_defaults(handler=cmd_sources)
     match = commands.add_parser(
         "match", parents=[common], help="test a query on files, URLs or stdin",
         description="Show whether QUERY matches each input, with the hits in context. "
@@ -155,6 +163,8 @@ def cmd_sources(config: Config, args: argparse.Namespace) -> int:
     from monitor.pipeline import backoff_until
     from monitor.store import Store
 
+    if args.test is not None:
+        return _test_sources(config, args.test)
     store = Store.open(config.database)
     try:
         health = store.source_health()
@@ -165,12 +175,55 @@ def cmd_sources(config: Config, args: argparse.Namespace) -> int:
     for source in config.sources:
         row = health.get(source.name) or {}
         retry_at = backoff_until(source, row, config.crawl.max_backoff)
-        state = "new" if not row else "failing" if row["consecutive_failures"] else "ok"
+        state = source_state(row)
         print(f"{source.name:<22} {source.type:<8} {state:<8} {row.get('consecutive_failures', 0):>5} "
               f"{row.get('articles_24h', 0):>5}  {_short_time(row.get('last_success')):<20} "
               f"{f'{retry_at:%Y-%m-%d %H:%M}' if retry_at else 'due':<15} "
               f"{row.get('last_error') or ''}")
     return EXIT_OK
+
+
+def _test_sources(config: Config, names: list[str]) -> int:
+    from monitor.normalize import one_line
+    from monitor.probe import probe_sources
+
+    known = {s.name: s for s in config.sources}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise MonitorError(f"no source named {', '.join(map(repr, unknown))} "
+                           f"(sources: {', '.join(known)})")
+    chosen = [known[name] for name in dict.fromkeys(names)] or list(config.sources)
+    probes = probe_sources(config, chosen)
+    for probe in probes:
+        s, poll = probe.source, probe.poll
+        print(f"{s.name}  {s.type}  {redact(s.url, _REDACTION.secrets)}")
+        print(f"    robots.txt: {probe.robots}")
+        if poll.error:
+            if poll.error != probe.robots:
+                print(f"    error: {poll.error}")
+            continue
+        print(f"    {poll.status}: {len(poll.entries)} entries")
+        for title in probe.titles:
+            print(f"    - {title}")
+        page = probe.page
+        if page is None:
+            continue
+        if page.error:
+            print(f"    first article: {one_line(page.error, 500)} ({one_line(page.url, 500)})")
+        else:
+            print(f"    first article: {len(page.text or '')} characters of text, language "
+                  f"{page.lang or 'unknown'} ({one_line(page.url, 500)})")
+    print(f"tested {len(probes)} sources; nothing was stored or sent")
+    return EXIT_OK if all(p.poll.ok and p.poll.entries for p in probes) else EXIT_NO_MATCH
+
+
+def source_state(row: dict) -> str:
+    """new, ok, failing, or blocked: robots.txt said no, which no retry will change."""
+    if not row:
+        return "new"
+    if not row["consecutive_failures"]:
+        return "ok"
+    return "blocked" if blocked_by_robots(row["last_error"]) else "failing"
 
 
 def _short_time(value: str | None) -> str:
@@ -296,7 +349,9 @@ def format_source(s: SourceReport) -> str:
     if s.status == 304:
         return f"  {s.name:<22} 304    not modified"
     revised = f", {s.revised} revised" if s.revised else ""
-    return f"  {s.name:<22} {s.status}    {s.entries} entries, {s.new} new{revised}"
+    pages = "page" if s.pages_blocked == 1 else "pages"
+    blocked = f"; {s.pages_blocked} article {pages} {BLOCKED_BY_ROBOTS}" if s.pages_blocked else ""
+    return f"  {s.name:<22} {s.status}    {s.entries} entries, {s.new} new{revised}{blocked}"
 
 
 def _duration(seconds: int) -> str:

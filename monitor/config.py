@@ -335,6 +335,8 @@ def _source(s: _Section) -> Source:
         # Keys of one source type only: taking them only there makes done() reject the others.
         max_age=_duration(s, "max_age", DEFAULT_MAX_AGE) if kind == "sitemap" else DEFAULT_MAX_AGE,
         follow=_selector(s) if kind == "page" else None,
+        store_text=s.take("store_text", bool, True),
+        obey_robots=s.take("obey_robots", bool, True),
     )
     s.done()
     if source.type != "feed" and not source.full_text:

@@ -47,7 +47,10 @@ def scrapy_settings(crawl: CrawlSettings, sources: Sequence[Source] = ()) -> dic
         # Only http(s) is ever fetched: no file:, data:, s3: or ftp: handler exists, and the
         # guard refuses them (and private addresses) with a reason. See spiders/guard.py.
         "DOWNLOAD_HANDLERS": {"file": None, "data": None, "s3": None, "ftp": None},
-        "DOWNLOADER_MIDDLEWARES": {"spiders.guard.LinkGuard": 40},
+        # Scrapy's robots.txt middleware lets some requests through unchecked (spiders/robots.py).
+        "DOWNLOADER_MIDDLEWARES": {"spiders.guard.LinkGuard": 40,
+                                   "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+                                   "spiders.robots.RobotsTxt": 100},
         "MONITOR_ALLOW_PRIVATE": crawl.allow_private,
         "MONITOR_HOSTS": {name: list(addresses) for name, addresses in crawl.hosts},
         "MONITOR_SOURCE_HOSTS": sorted({h for h in (urlsplit(s.url).hostname for s in sources) if h}),

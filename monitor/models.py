@@ -5,6 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The reason given when robots.txt disallows a request; what the cycle line, `monitor sources`
+# and the source's state are told by (see blocked_by_robots).
+BLOCKED_BY_ROBOTS = "blocked by robots.txt"
+
+
+def blocked_by_robots(error: str | None) -> bool:
+    return bool(error) and error.startswith(BLOCKED_BY_ROBOTS)
+
 
 @dataclass(frozen=True)
 class Source:
@@ -18,6 +26,11 @@ class Source:
     concurrency: int | None = None
     max_age: int = 2 * 86400  # sitemap: entries older than this are not fetched
     follow: str | None = None  # page: CSS selector of the article links
+    # False: the page text and summary are used for matching, then dropped (the outlet's terms
+    # allow linking, not keeping copies); title, link, time and matched words stay.
+    store_text: bool = True
+    # False: this source's requests ignore robots.txt (for users with the outlet's permission).
+    obey_robots: bool = True
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,16 @@ from datetime import UTC, datetime, timedelta
 from monitor.alerts.outbox import DeliveryReport, deliver_pending
 from monitor.alerts.payload import StoryContext, build_body, new_alert_id
 from monitor.crawl import Crawler
-from monitor.models import Config, PageResult, PollResult, Source, StoredArticle, Watchlist
+from monitor.models import (
+    BLOCKED_BY_ROBOTS,
+    Config,
+    PageResult,
+    PollResult,
+    Source,
+    StoredArticle,
+    Watchlist,
+    blocked_by_robots,
+)
 from monitor.normalize import one_line
 from monitor.rules import MATCH_BUDGET, Document, Matcher
 from monitor.store import FETCH, MATCH, MatchRecord, NewAlert, Store, utcnow
@@ -39,6 +48,7 @@ class SourceReport:
     error: str | None
     backing_off: str | None = None
     revised: int = 0
+    pages_blocked: int = 0  # article pages that robots.txt disallowed
 
 
 @dataclass
@@ -84,6 +94,7 @@ async def run_cycle(monitor: Monitor, sources: Sequence[Source]) -> CycleReport:
     await fetch_texts(monitor, names, report)
     assign_stories(monitor, names)
     await match_articles(monitor, names, report)
+    drop_texts(monitor, names)
     report.delivery = await deliver(monitor)
     return report
 
@@ -107,7 +118,8 @@ async def poll_sources(monitor: Monitor, sources: Sequence[Source], report: Cycl
     targets: dict[str, list[SourceTarget]] = {}
     for source, _ in due:
         targets.setdefault(source.type, []).append(SourceTarget(
-            source.name, source.url, *store.fetch_state(source.name), source.max_age, source.follow))
+            source.name, source.url, *store.fetch_state(source.name), max_age=source.max_age,
+            follow=source.follow, obey_robots=source.obey_robots))
     results = merge_results(await monitor.crawler.fetch_sources(targets))
     for source, _ in due:
         result = results.get(source.name)
@@ -134,35 +146,63 @@ def backoff_until(source: Source, health: dict | None, cap: int) -> datetime | N
 
 
 def merge_results(results: list[PollResult]) -> dict[str, PollResult]:
-    """One result per source: a sitemap's child documents add their entries to the root's."""
+    """One result per source: a sitemap's child documents add their entries to the root's.
+    A source whose entries robots.txt blocked, all of them, is blocked, not "0 entries"."""
     merged = {r.source: r for r in results if not r.part}
+    blocked: set[str] = set()
     for part in (r for r in results if r.part):
         root = merged.get(part.source)
         if part.error:
             logger.warning("source %s: a linked sitemap failed: %s", part.source,
                            one_line(part.error, LOGGED_ERROR_MAX))
+            if blocked_by_robots(part.error):
+                blocked.add(part.source)
         elif root is not None and root.ok:
             merged[part.source] = replace(root, entries=root.entries + part.entries)
+    for name in blocked:
+        root = merged.get(name)
+        if root is not None and root.ok and not root.entries:
+            merged[name] = replace(root, error=f"{BLOCKED_BY_ROBOTS} (its linked sitemaps)")
     return merged
 
 
 async def fetch_texts(monitor: Monitor, source_names: list[str], report: CycleReport) -> None:
     waiting = monitor.store.articles_in_state(FETCH, source_names)
-    # The source's URL decides which addresses its links may reach (spiders/guard.py).
-    origins = {s.name: s.url for s in monitor.config.sources}
-    pages = await monitor.crawler.fetch_pages(
-        [PageTarget(a.id, a.url, origins.get(a.source, "")) for a in waiting])
+    sources = {s.name: s for s in monitor.config.sources}
+    pages = await monitor.crawler.fetch_pages([page_target(a, sources.get(a.source)) for a in waiting])
     answered = {page.article_id for page in pages}
     # A crawl stopped early (shutdown) leaves the rest waiting for the next cycle; a page that
     # produced nothing at all (a spider fault) must still not hold its article back forever.
     if not monitor.crawler.stopped:
         pages += [PageResult(a.id, a.url, error="no response") for a in waiting if a.id not in answered]
+    article_source = {a.id: a.source for a in waiting}
+    blocked: dict[str, int] = {}
     for page in pages:
+        if blocked_by_robots(page.error):
+            name = article_source.get(page.article_id, "")
+            blocked[name] = blocked.get(name, 0) + 1
         if page.error:
             report.pages_failed += 1
             logger.warning("article %s: no text (%s); matching on the feed's title and summary",
                            one_line(page.url, LOGGED_URL_MAX), one_line(page.error, LOGGED_ERROR_MAX))
         monitor.store.save_page(page)
+    report.sources = [replace(s, pages_blocked=blocked.get(s.name, 0)) for s in report.sources]
+
+
+def page_target(article: StoredArticle, source: Source | None) -> PageTarget:
+    if source is None:  # a source since removed from the config: no addresses of its own
+        return PageTarget(article.id, article.url, "")
+    # The source's URL decides which addresses its links may reach (spiders/guard.py).
+    return PageTarget(article.id, article.url, source.url, obey_robots=source.obey_robots,
+                      store_text=source.store_text)
+
+
+def drop_texts(monitor: Monitor, source_names: list[str]) -> None:
+    """The text of these sources' matched articles is dropped where the source says
+    `store_text: false` (also one left over by a run that stopped before this step)."""
+    names = [s.name for s in monitor.config.sources if not s.store_text and s.name in source_names]
+    if names:
+        monitor.store.drop_texts(names)
 
 
 class RecentStories:
@@ -290,6 +330,9 @@ def _save_matched(monitor: Monitor, watchlists: dict[str, Watchlist], article: S
         story_id, context = _story_context(monitor.store, article)
         already = monitor.store.alerted_watchlists(story_id) if story_id else set()
         alerts = []
+        if not sources_storing_text(monitor).get(article.source, True):
+            # The alert is kept in the outbox: it quotes the snippet, not the outlet's summary.
+            article = replace(article, summary="", text="")
         for record in records:
             if record.watchlist not in already:
                 alerts += [_alert(record, notifier, article, created, context)
@@ -299,6 +342,10 @@ def _save_matched(monitor: Monitor, watchlists: dict[str, Watchlist], article: S
     if matched.stopped:
         # The hits found still alert (saved above); the reason stays with the article.
         monitor.store.skip(article.id, matched.stopped)
+
+
+def sources_storing_text(monitor: Monitor) -> dict[str, bool]:
+    return {s.name: s.store_text for s in monitor.config.sources}
 
 
 def _story_context(store: Store, article: StoredArticle) -> tuple[int | None, StoryContext]:

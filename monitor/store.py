@@ -335,6 +335,20 @@ class Store:
         )
         return True
 
+    def drop_texts(self, sources: Iterable[str]) -> int:
+        """Empty the page text and summary of these sources' articles that are done (matched or
+        skipped), and of their earlier revisions: the sources' terms allow no stored copies.
+        Title, link, times, matches and their snippets stay. Returns the articles emptied."""
+        names = list(sources)
+        where = f"source IN ({', '.join('?' for _ in names)})"
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE revisions SET text = '', summary = '' WHERE (text != '' OR summary != '')"
+                f" AND article_id IN (SELECT id FROM articles WHERE {where})", names)
+            return self.db.execute(
+                "UPDATE articles SET text = '', summary = '' WHERE state = ?"
+                f" AND (text != '' OR summary != '') AND {where}", [DONE, *names]).rowcount
+
     def skip(self, article_id: int, reason: str) -> None:
         """An article that is stored but not matched (e.g. a language the source does not want)."""
         with self.db.atomic():

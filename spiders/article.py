@@ -22,6 +22,9 @@ class PageTarget:
     # The configured URL of the source that linked to the page; None when the operator named
     # the page itself (`monitor match URL`). Decides which addresses the request may reach.
     origin: str | None = None
+    obey_robots: bool = True  # the source's obey_robots
+    # The source's store_text: False keeps the page out of the HTTP cache too (no copy on disk).
+    store_text: bool = True
 
 
 class ArticleSpider(scrapy.Spider):
@@ -54,7 +57,9 @@ class ArticleSpider(scrapy.Spider):
                     errback=self.failed,
                     dont_filter=True,
                     meta={"handle_httpstatus_list": HANDLED_STATUSES, "target": target,
-                          "origin": target.url if target.origin is None else target.origin},
+                          "origin": target.url if target.origin is None else target.origin,
+                          "dont_obey_robotstxt": not target.obey_robots,
+                          "dont_cache": not target.store_text},
                 )
             except ValueError as exc:  # one bad address fails its own article only
                 yield PageResult(target.article_id, target.url, error=f"bad URL: {exc}"[:300])

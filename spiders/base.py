@@ -12,7 +12,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from monitor.errors import FetchError
-from monitor.models import Entry, PollResult
+from monitor.models import BLOCKED_BY_ROBOTS, Entry, PollResult
 from monitor.normalize import BadURL, article_url
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ class SourceTarget:
     last_modified: str | None = None
     max_age: int = 2 * 86400  # sitemap
     follow: str | None = None  # page
+    obey_robots: bool = True  # False only for a source whose outlet allowed it
 
 
 class SourceSpider(scrapy.Spider):
@@ -71,7 +72,7 @@ class SourceSpider(scrapy.Spider):
         return scrapy.Request(
             url, headers=headers, callback=callback, errback=self.failed, dont_filter=True,
             meta={"handle_httpstatus_list": HANDLED_STATUSES, "target": target, "part": part,
-                  "origin": target.url},
+                  "origin": target.url, "dont_obey_robotstxt": not target.obey_robots},
         )
 
     def parse_source(self, response: Response) -> Iterator[PollResult | scrapy.Request]:
@@ -127,7 +128,7 @@ def describe_failure(failure: Failure) -> str:
     name = type(exc).__name__
     message = str(exc).strip() or name
     if name == "IgnoreRequest" and "robots" in message.lower():
-        return "forbidden by robots.txt"
+        return BLOCKED_BY_ROBOTS
     if name == "Refused":  # spiders.guard: the message is the whole reason
         return message[:500]
     return f"{name}: {message}"[:500]
