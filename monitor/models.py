@@ -167,6 +167,9 @@ class StoredArticle:
     story_id: int | None = None
     revision: int = 1
     first_seen: str = ""
+    # The address as the outlet gave it; `url` is its canonical form, the article's identity.
+    # Pages are fetched here: a server need not answer at the canonical form.
+    link: str = ""
 
 
 @dataclass(frozen=True)

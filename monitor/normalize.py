@@ -9,16 +9,22 @@ import sys
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urljoin, urlsplit
 
 from w3lib.html import remove_tags, replace_entities
+from w3lib.url import canonicalize_url
 
-# Query parameters that identify a campaign or a visitor, never an article.
+# Query parameters that identify a campaign or a visitor, never an article. Only names that no
+# site uses for its content belong here: when in doubt a parameter is kept, since a kept one at
+# worst splits an article in two (the content hash still joins the copies) while a dropped one
+# merges distinct articles. So generic names such as `id`, `p`, `sid` ("sida", a section id),
+# `session` or `article` stay; the session cookies of web platforms (PHP, Java, ASP, ColdFusion)
+# never name a page and go.
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "msclkid", "yclid", "mc_cid", "mc_eid", "igshid",
      "ref_src", "cmpid", "_ga", "_gl", "ocid", "xtor", "s_cid", "ito",
-     # session ids
-     "sid", "sessionid", "session_id", "phpsessid", "jsessionid", "aspsessionid", "cfid", "cftoken"}
+     # platform session ids
+     "phpsessid", "jsessionid", "aspsessionid", "cfid", "cftoken"}
 )
 _PATH_SESSION = re.compile(r";(?:jsessionid|sessionid|phpsessid)=[^/?#]*", re.IGNORECASE)
 TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
@@ -73,17 +79,22 @@ def article_url(url: str, base: str | None = None) -> str:
         if port == 0:
             raise BadURL("port 0")
         host = f"{host}:{port}"
-    query = urlencode(sorted(
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not _is_tracking(k)
-    ))
-    path = _PATH_SESSION.sub("", parts.path) or "/"
-    return urlunsplit((scheme, host, path, query, ""))
+    # Tracking parameters are dropped from the query as written, so that the others reach
+    # w3lib untouched; user info is never part of an article's address.
+    query = "&".join(pair for pair in parts.query.split("&") if pair and not _is_tracking(_name(pair)))
+    path = _PATH_SESSION.sub("", parts.path)
+    # w3lib decides the rest: percent-encoding (raw Unicode and %c3%a4 alike become %C3%A4),
+    # query parameters sorted, dot segments resolved, IDNA hosts, no fragment.
+    try:
+        return canonicalize_url(f"{scheme}://{host}{path}" + (f"?{query}" if query else ""))
+    except ValueError as exc:  # UnicodeError too: a host IDNA cannot encode
+        raise BadURL(f"not a valid URL: {exc}") from None
 
 
 def canonical_url(url: str) -> str:
     """Lower-case scheme and host, no default port, no fragment, no tracking parameters,
-    remaining query parameters sorted. The path is kept as written (paths are case-sensitive).
+    remaining query parameters sorted, path and query percent-encoded one way (w3lib's
+    canonicalize_url). The path keeps its case (paths are case-sensitive).
     Raises BadURL for anything article_url refuses."""
     return article_url(url)
 
@@ -124,6 +135,10 @@ def _suffixes():
     # The bundled public-suffix snapshot only: no download, no cache file. Private suffixes
     # count: two blogs on github.io or blogspot.com are two sites.
     return tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), include_psl_private_domains=True)
+
+
+def _name(pair: str) -> str:
+    return unquote_plus(pair.split("=", 1)[0])
 
 
 def _is_tracking(param: str) -> bool:

@@ -190,10 +190,13 @@ async def fetch_texts(monitor: Monitor, source_names: list[str], report: CycleRe
 
 
 def page_target(article: StoredArticle, source: Source | None) -> PageTarget:
+    # Fetched at the link the outlet gave: the canonical form is our identity of the article,
+    # and a server may answer only at its own spelling (escapes, parameter order).
+    link = article.link or article.url
     if source is None:  # a source since removed from the config: no addresses of its own
-        return PageTarget(article.id, article.url, "")
+        return PageTarget(article.id, link, "")
     # The source's URL decides which addresses its links may reach (spiders/guard.py).
-    return PageTarget(article.id, article.url, source.url, obey_robots=source.obey_robots,
+    return PageTarget(article.id, link, source.url, obey_robots=source.obey_robots,
                       store_text=source.store_text)
 
 

@@ -464,5 +464,5 @@ def _article(row: dict) -> StoredArticle:
         id=row["id"], source=row["source"], url=row["url"], guid=row["guid"],
         title=row["title"], summary=row["summary"], text=row["text"],
         published=row["published"], lang=row["lang"], story_id=row["story_id"],
-        revision=row["revision"], first_seen=row["first_seen"],
+        revision=row["revision"], first_seen=row["first_seen"], link=row["link"] or row["url"],
     )
