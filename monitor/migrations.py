@@ -98,6 +98,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE alerts ADD COLUMN owed TEXT;
     """,
+    # 5: short syndicated items (too short to compare) join a story by a hash of their body
+    # words alone; content_hash includes the headline, which each outlet writes its own way
+    """
+    ALTER TABLE articles ADD COLUMN body_hash TEXT;
+    CREATE INDEX articles_body_hash ON articles(body_hash) WHERE body_hash IS NOT NULL;
+    """,
 )
 
 

@@ -27,7 +27,7 @@ from monitor.models import (
 from monitor.normalize import one_line
 from monitor.rules import MATCH_BUDGET, Document, Matcher
 from monitor.store import FETCH, MATCH, MatchRecord, NewAlert, Store, utcnow
-from monitor.stories import StoryIndex, comparable, is_current_signature, signature
+from monitor.stories import StoryIndex, body_hash, comparable, is_current_signature, signature
 from spiders.article import PageTarget
 from spiders.base import SourceTarget
 
@@ -226,17 +226,22 @@ class RecentStories:
         rows = current
         self.added: deque[tuple[str, int]] = deque((seen, article_id) for article_id, _, seen in rows)
 
-    def find_or_add(self, article_id: int, first_seen: str, text: str) -> tuple[int | None, bytes]:
-        """The id of the earlier article this text is a copy of, if any; indexes this one."""
+    def find_or_add(self, article_id: int, first_seen: str, text: str) -> tuple[list[int], bytes]:
+        """The ids of every recent article this text is a copy of, most similar first;
+        indexes this one."""
         self.expire()
         sig = signature(text)
-        copy_of = self.index.find(sig)
+        copies = self.index.find_all(sig)
         self.index.add(article_id, sig)
         self.added.append((first_seen, article_id))
-        return copy_of, sig.to_bytes()
+        return copies, sig.to_bytes()
+
+    def since(self) -> str:
+        """The first_seen from which an article is still recent."""
+        return (datetime.now(UTC) - self.window).isoformat(timespec="seconds")
 
     def expire(self) -> None:
-        oldest = (datetime.now(UTC) - self.window).isoformat(timespec="seconds")
+        oldest = self.since()
         while self.added and self.added[0][0] < oldest:
             self.index.remove(self.added.popleft()[1])
 
@@ -245,17 +250,41 @@ def assign_stories(monitor: Monitor, source_names: list[str]) -> None:
     """Every article ready for matching joins a story: the story of a recent near-duplicate
     (a syndicated copy), else a new one. Done for all of a cycle's articles before matching,
     so an alert written in this cycle already names the copies that came with it."""
-    for article in monitor.store.articles_in_state(MATCH, source_names):
+    store = monitor.store
+    for article in store.articles_in_state(MATCH, source_names):
         if article.story_id is not None:
             continue  # a revision keeps its story
         body = article.text or article.summary
         if not comparable(body):
-            # Too short to compare (a headline): a story of its own, never a wrong join.
-            monitor.store.assign_story(article.id, None, None)
+            # Too short to compare (a headline, a TT notice): only an exact copy of its words
+            # joins a story, else a story of its own -- never a wrong join.
+            digest = body_hash(body)
+            story = store.story_with_body_hash(digest, monitor.stories.since()) if digest else None
+            store.assign_story(article.id, story, None, digest)
             continue
-        copy_of, blob = monitor.stories.find_or_add(article.id, article.first_seen, body)
-        story = monitor.store.story_of(copy_of) if copy_of is not None else None
-        monitor.store.assign_story(article.id, story[0] if story else None, blob)
+        copies, blob = monitor.stories.find_or_add(article.id, article.first_seen, body)
+        store.assign_story(article.id, _joined_story(store, copies), blob)
+
+
+def _joined_story(store: Store, copies: list[int]) -> int | None:
+    """The story a new article with these near-duplicates (most similar first) joins.
+
+    Edited wire copies are not all close to each other: the two that arrive first may fall
+    below the threshold, the third is close to both. It then joins the stories of both, so
+    that the grouping does not depend on the order of arrival: the stories without an alert
+    yet (all of this cycle's) merge into the one that has one, else into the best match's.
+    Stories that already alerted stay apart -- a sent alert cannot be taken back."""
+    stories: list[int] = []
+    for copy in copies:
+        story = store.story_of(copy)
+        if story is not None and story[0] not in stories:
+            stories.append(story[0])
+    if not stories:
+        return None
+    alerted = [story for story in stories if store.alerted_watchlists(story)]
+    into = alerted[0] if alerted else stories[0]
+    store.merge_stories(into, [story for story in stories if story not in alerted])
+    return into
 
 
 # The worker thread hands back what it has matched after about this many seconds, so the

@@ -386,16 +386,36 @@ class Store:
 
     # --- stories ---------------------------------------------------------------------------
 
-    def assign_story(self, article_id: int, story_id: int | None, signature: bytes | None) -> int:
+    def assign_story(self, article_id: int, story_id: int | None, signature: bytes | None,
+                     body_hash: str | None = None) -> int:
         """Put the article in the given story, or in a new one of its own."""
         with self.db.atomic():
             if story_id is None:
                 story_id = self.db.execute(
                     "INSERT INTO stories (uid, created) VALUES (?, ?)", [uuid.uuid4().hex, utcnow()]
                 ).lastrowid
-            self.db.execute("UPDATE articles SET story_id = ?, signature = ? WHERE id = ?",
-                            [story_id, signature, article_id])
+            self.db.execute("UPDATE articles SET story_id = ?, signature = ?, body_hash = ? WHERE id = ?",
+                            [story_id, signature, body_hash, article_id])
         return story_id
+
+    def story_with_body_hash(self, body_hash: str, since: str) -> int | None:
+        """The story of the earliest article first seen since `since` with this body hash."""
+        row = self.db.execute(
+            "SELECT story_id FROM articles WHERE body_hash = ? AND story_id IS NOT NULL"
+            " AND first_seen >= ? ORDER BY first_seen, id LIMIT 1", [body_hash, since]
+        ).fetchone()
+        return row[0] if row else None
+
+    def merge_stories(self, into: int, others: Iterable[int]) -> None:
+        """Move every article of `others` into story `into` and drop the emptied stories.
+        Only for stories without alerts: an alert sent under a story cannot be taken back."""
+        others = [story for story in others if story != into]
+        if not others:
+            return
+        marks = ", ".join("?" * len(others))
+        with self.db.atomic():
+            self.db.execute(f"UPDATE articles SET story_id = ? WHERE story_id IN ({marks})", [into, *others])
+            self.db.execute(f"DELETE FROM stories WHERE id IN ({marks})", others)
 
     def story_of(self, article_id: int) -> tuple[int, str] | None:
         row = self.db.execute(

@@ -13,8 +13,9 @@ rebuilds the index from those bytes after a restart (`StoryIndex.add_stored`).
 What the caller should do with short items: an item of fewer than `MIN_WORDS` words (a
 headline, a one-sentence teaser) has too few shingles for the estimate to mean anything, and
 headlines about two different events can look alike. Check `comparable(text)` first; if
-it is false, do not call `find` or `add` -- give the article a story of its own (exact
-copies are already caught by the content hash). A wrongly joined story silences an alert,
+it is false, do not call `find` or `add`: join it only to an earlier item whose
+`body_hash` is equal (a short TT notice under each outlet's own headline), else give it a
+story of its own. A wrongly joined story silences an alert,
 a wrongly split one only repeats it, so short items are never joined.
 
 Sign the body text only: headlines differ between outlets by design and would only lower
@@ -23,6 +24,7 @@ the similarity of true copies.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
@@ -47,6 +49,9 @@ DEFAULT_THRESHOLD = 0.40
 # Below this, texts are headlines and teasers: "Man död i trafikolycka utanför Borås" and
 # "... utanför Jönköping" score 0.6, and copies with a rewritten lede score below 0.4.
 MIN_WORDS = 50
+# Short items join by an exact hash of their words instead (`body_hash`), but only from
+# this many words: "Uppdateras." or "Mer information kommer" recur under unrelated headlines.
+MIN_HASH_WORDS = 12
 
 # The first byte of every stored signature. Bump it whenever anything that changes the hash
 # values changes (shingling, word folding, hash function, seed, num_perm): stored
@@ -103,6 +108,17 @@ def shingle_words(text: str) -> list[str]:
     templated report from the next."""
     folded, starts, ends = _word_spans(text)
     return ["".join(map(chr, folded[s:e].tolist())) for s, e in zip(starts, ends, strict=True)]
+
+
+def body_hash(text: str) -> str | None:
+    """The identity of a short text for exact-copy joins: a SHA-256 of its words as
+    `shingle_words` folds them (case, accents, punctuation and spacing do not count), or
+    None below `MIN_HASH_WORDS`. Body only: outlets give one TT notice their own headlines,
+    so the stored `content_hash` (title and text) differs between copies."""
+    folded = shingle_words(text)
+    if len(folded) < MIN_HASH_WORDS:
+        return None
+    return hashlib.sha256(" ".join(folded).encode("utf-8")).hexdigest()
 
 
 def comparable(text: str) -> bool:
@@ -313,17 +329,24 @@ class StoryIndex:
     def find(self, sig: MinHash) -> int | None:
         """The key of the stored article most similar to `sig`, if its estimated Jaccard
         similarity is at least the threshold; ties go to the earliest added."""
+        found = self.find_all(sig)
+        return found[0] if found else None
+
+    def find_all(self, sig: MinHash) -> list[int]:
+        """The keys of every stored article whose estimated Jaccard similarity to `sig` is
+        at least the threshold, most similar first (ties: earliest added first). An edited
+        wire copy can be close to two earlier copies that are not close to each other: the
+        caller needs all of them to keep their stories one."""
         values = self._values_of(sig)
         if _is_empty(values):
-            return None
+            return []
         slots = self._candidates(values)
         if slots.size == 0:
-            return None
+            return []
         equal = np.count_nonzero(self._sigs[slots] == values, axis=1)
-        best = int(np.argmax(equal))
-        if equal[best] < self.threshold * self.num_perm:
-            return None
-        return int(self._keys[slots[best]])
+        above = np.flatnonzero(equal >= self.threshold * self.num_perm)
+        order = above[np.argsort(-equal[above], kind="stable")]
+        return self._keys[slots[order]].tolist()
 
     def similarity(self, sig: MinHash, key: int) -> float:
         """Estimated Jaccard similarity between `sig` and the stored article `key`."""
