@@ -355,7 +355,7 @@ def _save_matched(monitor: Monitor, watchlists: dict[str, Watchlist], article: S
                   matched: _Matched, report: CycleReport) -> None:
     records = matched.records
     if not records:
-        monitor.store.save_matches(article.id, [], [])
+        monitor.store.save_matches(article.id, [], [], skipped=matched.stopped)
     else:
         created = utcnow()
         # Story lookups only for the few articles that matched: this loop sees every article.
@@ -369,11 +369,10 @@ def _save_matched(monitor: Monitor, watchlists: dict[str, Watchlist], article: S
             if record.watchlist not in already:
                 alerts += [_alert(record, notifier, article, created, context)
                            for notifier in watchlists[record.watchlist].notify]
-        report.alerts_created += monitor.store.save_matches(article.id, records, alerts, story_id)
+        # The hits found still alert when matching stopped short; the reason stays with the article.
+        report.alerts_created += monitor.store.save_matches(article.id, records, alerts, story_id,
+                                                            skipped=matched.stopped)
         report.matched_articles += 1
-    if matched.stopped:
-        # The hits found still alert (saved above); the reason stays with the article.
-        monitor.store.skip(article.id, matched.stopped)
 
 
 def sources_storing_text(monitor: Monitor) -> dict[str, bool]:

@@ -357,10 +357,11 @@ class Store:
 
     def save_matches(
         self, article_id: int, matches: Iterable[MatchRecord], alerts: Iterable[NewAlert],
-        story_id: int | None = None,
+        story_id: int | None = None, skipped: str | None = None,
     ) -> int:
         """Record the article's matches and their alerts (the outbox) and mark the article done,
-        in one transaction: an alert is written down before anything tries to send it."""
+        in one transaction: an alert is written down before anything tries to send it.
+        `skipped` says why matching stopped short, when it did."""
         now = utcnow()
         created = 0
         with self.db.atomic():
@@ -381,7 +382,8 @@ class Store:
                      PENDING, now],
                 )
                 created += cursor.rowcount
-            self.db.execute("UPDATE articles SET state = ? WHERE id = ?", [DONE, article_id])
+            self.db.execute("UPDATE articles SET state = ?, skipped = COALESCE(?, skipped) WHERE id = ?",
+                            [DONE, skipped, article_id])
         return created
 
     # --- stories ---------------------------------------------------------------------------
