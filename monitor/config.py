@@ -7,10 +7,12 @@ environment for settings.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import os
 import re
+import zoneinfo
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,18 @@ import yaml
 from monitor import __version__
 from monitor.errors import ConfigError, QueryError
 from monitor.models import (
+    DEFAULT_GIVE_UP_AFTER,
+    DEFAULT_RETRY_WITHIN,
+    DEFAULT_TIMEZONE,
+    DIGEST,
+    IMMEDIATE,
+    AppriseNotifier,
     Config,
     CrawlSettings,
     EmailNotifier,
     LogNotifier,
     Notifier,
+    OperationsSettings,
     SmtpSettings,
     Source,
     Watchlist,
@@ -36,7 +45,8 @@ DEFAULT_MAX_AGE = 2 * 86400
 MIN_INTERVAL = 5
 DEFAULT_USER_AGENT = f"monitor/{__version__} (news monitoring)"
 SOURCE_TYPES = ("feed", "sitemap", "page")
-NOTIFIER_TYPES = ("email", "webhook", "log")
+NOTIFIER_TYPES = ("email", "webhook", "apprise", "log")
+DELIVERY_MODES = (IMMEDIATE, DIGEST)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"(\d+)\s*([smhd])")
@@ -270,8 +280,11 @@ def _build(root: _Section, path: Path) -> Config:
     sources = _unique(root.items("sources"), _source, "sources")
     notifiers = _unique(root.items("notifiers", []), _notifier, "notifiers")
     watchlists = _unique(root.items("watchlists", []), _watchlist, "watchlists")
+    operations = _operations(root.section("operations", {}))
+    templates = _templates(root, path)
     root.done()
     _check_references(root, watchlists, notifiers)
+    _check_operations(root, operations, notifiers)
     return Config(
         path=path,
         database=database,
@@ -279,6 +292,8 @@ def _build(root: _Section, path: Path) -> Config:
         watchlists=tuple(watchlists),
         notifiers=tuple(notifiers),
         crawl=crawl,
+        operations=operations,
+        templates=templates,
     )
 
 
@@ -300,14 +315,14 @@ def _name(s: _Section) -> str:
     return name
 
 
-def _duration(s: _Section, key: str, default: int) -> int:
+def _duration(s: _Section, key: str, default: int, minimum: int = MIN_INTERVAL) -> int:
     raw = s.take(key, (str, int), default)
     try:
         seconds = parse_duration(raw)
     except ValueError as exc:
         raise s.error(key, str(exc)) from None
-    if seconds < MIN_INTERVAL:
-        raise s.error(key, f"must be at least {MIN_INTERVAL}s, got {raw!r}")
+    if seconds < minimum:
+        raise s.error(key, f"must be at least {minimum}s, got {raw!r}")
     return seconds
 
 
@@ -375,21 +390,77 @@ def _watchlist(s: _Section) -> Watchlist:
         parse_query(query)
     except QueryError as exc:
         raise ConfigError(f"{s.key('query')}{_at(s.lines, s.key('query'))}: {exc}") from None
+    delivery = s.take("delivery", str, IMMEDIATE)
+    if delivery not in DELIVERY_MODES:
+        raise s.error("delivery", f"expected {' or '.join(DELIVERY_MODES)}, got {delivery!r}")
+    timezone = _timezone(s)
     watchlist = Watchlist(name=name, query=query, notify=s.strings("notify", ()),
-                          languages=_languages(s))
+                          languages=_languages(s), delivery=delivery,
+                          schedule=_schedule(s, timezone), timezone=timezone,
+                          send_empty=s.take("send_empty", bool, False),
+                          max_per_hour=s.take("max_per_hour", int, None))
     s.done()
+    if watchlist.max_per_hour is not None:
+        if watchlist.max_per_hour < 1:
+            raise s.error("max_per_hour", f"must be at least 1, got {watchlist.max_per_hour}")
+        if delivery == DIGEST:
+            raise s.error("max_per_hour", "a digest watchlist sends no immediate alerts to limit; "
+                                          "use delivery: immediate with max_per_hour")
+    if watchlist.send_empty and watchlist.digest_schedule is None:
+        raise s.error("send_empty", "only a watchlist with a digest (delivery: digest, or a "
+                                    "schedule) sends digests")
     return watchlist
+
+
+def _timezone(s: _Section) -> str:
+    name = s.take("timezone", str, DEFAULT_TIMEZONE)
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise s.error("timezone", f"unknown time zone {name!r} (use an IANA name such as "
+                                  f"Europe/Stockholm or UTC)") from None
+    return name
+
+
+def _schedule(s: _Section, timezone: str) -> str | None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    expression = s.take("schedule", str, None)
+    if expression is not None:
+        try:
+            CronTrigger.from_crontab(expression, timezone=timezone)
+        except ValueError as exc:
+            raise s.error("schedule", f"not a cron expression (minute hour day month weekday, "
+                                      f"e.g. '0 7 * * 1-5'): {exc}") from None
+    return expression
 
 
 def _notifier(s: _Section) -> Notifier:
     name = _name(s)
     kind = s.take("type", str)
-    builders = {"email": _email, "webhook": _webhook, "log": _log}
+    builders = {"email": _email, "webhook": _webhook, "apprise": _apprise, "log": _log}
     if kind not in builders:
         raise s.error("type", f"unknown notifier type {kind!r} (known: {', '.join(NOTIFIER_TYPES)})")
-    notifier = builders[kind](s, name)
+    notifier = dataclasses.replace(
+        builders[kind](s, name),
+        retry_within=float(_duration(s, "retry_within", int(DEFAULT_RETRY_WITHIN), minimum=0)),
+        give_up_after=_duration(s, "give_up_after", DEFAULT_GIVE_UP_AFTER, minimum=1),
+    )
     s.done()
     return notifier
+
+
+def _apprise(s: _Section, name: str) -> AppriseNotifier:
+    import apprise  # loaded only by configs that use it
+
+    urls = s.strings("urls")
+    for i, url in enumerate(urls):
+        if not apprise.Apprise().add(url):
+            # Not quoted: an Apprise URL carries its service's token.
+            scheme = url.split("://", 1)[0] if "://" in url else "(none)"
+            raise s.error(f"urls[{i}]", f"not an Apprise URL Apprise understands (scheme "
+                                        f"{scheme!r}); see the Apprise wiki for each service's form")
+    return AppriseNotifier(name=name, type="apprise", urls=urls, timeout=s.take("timeout", float, 30.0))
 
 
 def _log(s: _Section, name: str) -> LogNotifier:
@@ -429,6 +500,28 @@ def _webhook(s: _Section, name: str) -> WebhookNotifier:
         timeout=s.take("timeout", float, 15.0),
         headers=tuple((str(k), str(v)) for k, v in headers.items()),
     )
+
+
+def _operations(s: _Section) -> OperationsSettings:
+    settings = OperationsSettings(
+        notify=s.strings("notify", ()),
+        alert_after=_duration(s, "alert_after", 6 * 3600, minimum=1),
+        silent_after=_duration(s, "silent_after", 48 * 3600, minimum=1),
+    )
+    s.done()
+    return settings
+
+
+def _templates(root: _Section, path: Path) -> Path | None:
+    value = root.take("templates", str, None)
+    if value is None:
+        return None
+    folder = Path(value)
+    if not folder.is_absolute():
+        folder = path.parent / folder
+    if not folder.is_dir():
+        raise root.error("templates", f"{str(folder)!r} is not a folder")
+    return folder
 
 
 def _crawl_settings(s: _Section, cache_dir: Path) -> CrawlSettings:
@@ -480,14 +573,22 @@ def _user_agent(s: _Section) -> str:
 def _check_references(
     root: _Section, watchlists: list[Watchlist], notifiers: list[Notifier]
 ) -> None:
-    defined = {n.name for n in notifiers}
     for i, watchlist in enumerate(watchlists):
         for j, name in enumerate(watchlist.notify):
-            if name not in defined:
-                hint = difflib.get_close_matches(name, sorted(defined), n=1)
-                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-                key = f"watchlists[{i}].notify[{j}]"
-                raise ConfigError(
-                    f"{key}: notifier {name!r} is not defined under notifiers{suggestion}"
-                    f"{_at(root.lines, key)}"
-                )
+            _check_notifier(root, f"watchlists[{i}].notify[{j}]", name, notifiers)
+
+
+def _check_operations(root: _Section, operations: OperationsSettings, notifiers: list[Notifier]) -> None:
+    for j, name in enumerate(operations.notify):
+        _check_notifier(root, f"operations.notify[{j}]", name, notifiers)
+
+
+def _check_notifier(root: _Section, key: str, name: str, notifiers: list[Notifier]) -> None:
+    defined = {n.name for n in notifiers}
+    if name not in defined:
+        hint = difflib.get_close_matches(name, sorted(defined), n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ConfigError(
+            f"{key}: notifier {name!r} is not defined under notifiers{suggestion}"
+            f"{_at(root.lines, key)}"
+        )

@@ -41,8 +41,13 @@ class FetchError(MonitorError):
 
 class DeliveryError(MonitorError):
     """An alert could not be delivered; it stays in the outbox and is retried. `owed` names the
-    recipients still to be sent it when others already accepted it (None: all of them)."""
+    recipients still to be sent it when others already accepted it (None: all of them).
+    `permanent`: the receiver refused this alert for good (retrying will not help).
+    `retry_after`: seconds the receiver asked us to wait (HTTP Retry-After)."""
 
-    def __init__(self, message: str, owed: tuple[str, ...] | None = None) -> None:
+    def __init__(self, message: str, owed: tuple[str, ...] | None = None, *,
+                 permanent: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.owed = owed
+        self.permanent = permanent
+        self.retry_after = retry_after

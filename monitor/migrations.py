@@ -104,6 +104,49 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE articles ADD COLUMN body_hash TEXT;
     CREATE INDEX articles_body_hash ON articles(body_hash) WHERE body_hash IS NOT NULL;
     """,
+    # 6: the outbox carries digests, catch-ups and source notices besides alerts (article_id may
+    # be NULL), retries back off across passes, an alert can fail for good, and alerts can be
+    # held back for a digest or an hour's catch-up; sources remember their reported trouble
+    """
+    CREATE TABLE alerts_v6 (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL DEFAULT 'alert',
+        article_id INTEGER REFERENCES articles(id),
+        story_id INTEGER REFERENCES stories(id),
+        watchlist TEXT NOT NULL,
+        notifier TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created TEXT NOT NULL,
+        sent_at TEXT,
+        owed TEXT,
+        queued TEXT NOT NULL,
+        retry_at TEXT,
+        backoff INTEGER NOT NULL DEFAULT 0,
+        hold TEXT,
+        release_at TEXT,
+        bundle TEXT,
+        thread TEXT,
+        UNIQUE (article_id, watchlist, notifier)
+    );
+    INSERT INTO alerts_v6 (id, article_id, story_id, watchlist, notifier, body, status, attempts,
+        last_error, created, sent_at, owed, queued)
+        SELECT id, article_id, story_id, watchlist, notifier, body, status, attempts, last_error,
+        created, sent_at, owed, created FROM alerts;
+    DROP TABLE alerts;
+    ALTER TABLE alerts_v6 RENAME TO alerts;
+    CREATE INDEX alerts_status ON alerts(status, notifier);
+    CREATE UNIQUE INDEX alerts_once_per_story ON alerts(story_id, watchlist, notifier)
+        WHERE story_id IS NOT NULL AND kind = 'alert';
+    CREATE INDEX alerts_bundle ON alerts(bundle) WHERE bundle IS NOT NULL;
+    CREATE INDEX alerts_watchlist_created ON alerts(watchlist, created);
+    ALTER TABLE sources ADD COLUMN failing_since TEXT;
+    ALTER TABLE sources ADD COLUMN trouble TEXT;
+    ALTER TABLE sources ADD COLUMN trouble_since TEXT;
+    CREATE INDEX articles_source_seen ON articles(source, first_seen);
+    """,
 )
 
 

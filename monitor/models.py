@@ -33,12 +33,31 @@ class Source:
     obey_robots: bool = True
 
 
+IMMEDIATE, DIGEST = "immediate", "digest"
+DEFAULT_SCHEDULE = "0 7 * * *"
+DEFAULT_TIMEZONE = "Europe/Stockholm"
+
+
 @dataclass(frozen=True)
 class Watchlist:
     name: str
     query: str
     notify: tuple[str, ...]
     languages: tuple[str, ...] = ()  # empty: every language
+    delivery: str = IMMEDIATE  # "immediate": one alert per story; "digest": on `schedule`
+    # Cron expression (minute hour day month weekday) of the digest, in `timezone`. An immediate
+    # watchlist with `max_per_hour` and a schedule sends its overflow in that digest.
+    schedule: str | None = None
+    timezone: str = DEFAULT_TIMEZONE  # times in its messages, and of the schedule
+    send_empty: bool = False  # a digest with no stories is still sent
+    max_per_hour: int | None = None  # immediate alerts per clock hour; the rest are held back
+
+    @property
+    def digest_schedule(self) -> str | None:
+        """The cron expression its held alerts go out on, if any."""
+        if self.delivery == DIGEST:
+            return self.schedule or DEFAULT_SCHEDULE
+        return self.schedule
 
 
 @dataclass(frozen=True)
@@ -52,10 +71,18 @@ class SmtpSettings:
     timeout: float = 30.0
 
 
+DEFAULT_RETRY_WITHIN = 30.0
+DEFAULT_GIVE_UP_AFTER = 24 * 3600
+
+
 @dataclass(frozen=True)
 class Notifier:
     name: str
-    type: str  # "email" | "webhook" | "log"
+    type: str  # "email" | "webhook" | "apprise" | "log"
+    # Within one delivery pass a failed send is retried for this many seconds, then left for
+    # the next pass; an alert not delivered `give_up_after` seconds after it was queued fails.
+    retry_within: float = DEFAULT_RETRY_WITHIN
+    give_up_after: int = DEFAULT_GIVE_UP_AFTER
 
 
 @dataclass(frozen=True)
@@ -76,6 +103,21 @@ class WebhookNotifier(Notifier):
     secret: str | None = None
     timeout: float = 15.0
     headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class AppriseNotifier(Notifier):
+    urls: tuple[str, ...] = ()  # Apprise URLs: slack://…, msteams://…, ntfy://…, tgram://…
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class OperationsSettings:
+    """Messages about the monitor itself: a source failing or silent, and its recovery."""
+
+    notify: tuple[str, ...] = ()
+    alert_after: int = 6 * 3600  # a source failing this long is reported
+    silent_after: int = 48 * 3600  # a source that normally has news, and had none this long
 
 
 @dataclass(frozen=True)
@@ -102,9 +144,14 @@ class Config:
     watchlists: tuple[Watchlist, ...]
     notifiers: tuple[Notifier, ...]
     crawl: CrawlSettings
+    operations: OperationsSettings = field(default_factory=OperationsSettings)
+    templates: Path | None = None  # a folder of Jinja2 templates overriding the shipped ones
 
     def notifier(self, name: str) -> Notifier:
         return next(n for n in self.notifiers if n.name == name)
+
+    def watchlist(self, name: str) -> Watchlist | None:
+        return next((w for w in self.watchlists if w.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -172,13 +219,24 @@ class StoredArticle:
     link: str = ""
 
 
+# What an outbox row carries: one story's alert, a digest or catch-up of several, a notice about
+# a source, or a test message (never stored).
+ALERT, DIGEST_MESSAGE, CATCHUP, SOURCE_NOTICE, TEST = "alert", "digest", "catchup", "source", "test"
+
+
 @dataclass(frozen=True)
 class PendingAlert:
     id: str
     notifier: str
-    watchlist: str
-    article_id: int
+    watchlist: str  # a digest's watchlists, comma-separated; "" for a source notice
+    article_id: int | None
     body: str  # the exact JSON document sent (and signed) on every attempt
     attempts: int
     # Email: the recipients still owed the alert after some refused it; None means all of them.
     owed: tuple[str, ...] | None = None
+    kind: str = ALERT
+    story_id: int | None = None
+    # The id of the first alert of the same story to the same notifier, when this one is a later
+    # one (another watchlist, a revision): mail threads it under that one.
+    thread: str | None = None
+    created: str = ""

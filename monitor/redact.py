@@ -74,9 +74,10 @@ class RedactingFilter(logging.Filter):
 
 def config_secrets(config: Config) -> Iterator[str]:
     """Values of the config that are credentials wherever they appear: webhook secrets and
-    headers, SMTP logins."""
+    headers, SMTP logins, Apprise URLs (their paths carry the tokens)."""
     for notifier in config.notifiers:
         yield from (value for _, value in getattr(notifier, "headers", ()))
+        yield from getattr(notifier, "urls", ())
         yield from (v for v in (getattr(notifier, "secret", None),) if v)
         smtp = getattr(notifier, "smtp", None)
         if smtp is not None:

@@ -26,7 +26,12 @@ from monitor.normalize import canonical_url, content_hash, usable_url
 
 # Article states: waiting for its page text, waiting to be matched, done.
 FETCH, MATCH, DONE = "fetch", "match", "done"
-PENDING, SENT = "pending", "sent"
+# Outbox states: to be sent; sent; given up (kept, retryable by hand); held back for a digest or
+# an hour's catch-up; carried by a digest or catch-up message (the `bundle` row).
+PENDING, SENT, FAILED, HELD, BUNDLED = "pending", "sent", "failed", "held", "bundled"
+# Why an alert is held: it goes out in its watchlist's next digest, or in the catch-up message
+# at the end of the hour in which its watchlist reached max_per_hour.
+HOLD_DIGEST, HOLD_CATCHUP = "digest", "catchup"
 # How long a statement waits for another connection's lock before it fails with "database is
 # locked". The monitor's own writers never wait on each other (the writer lock), so only an
 # outside tool or a read-only command can hold the database this long.
@@ -60,6 +65,8 @@ class NewAlert:
     watchlist: str
     notifier: str
     body: str
+    hold: str | None = None  # HOLD_DIGEST or HOLD_CATCHUP: held back instead of sent
+    release_at: str | None = None  # a catch-up's: when its hour ends
 
 
 @dataclass(frozen=True)
@@ -246,7 +253,7 @@ class Store:
         if result.ok:
             self.db.execute(
                 "UPDATE sources SET last_status = ?, last_fetch = ?, last_success = ?,"
-                " last_error = NULL, consecutive_failures = 0,"
+                " last_error = NULL, consecutive_failures = 0, failing_since = NULL,"
                 " etag = CASE WHEN ? = 304 THEN etag ELSE ? END,"
                 " last_modified = CASE WHEN ? = 304 THEN last_modified ELSE ? END"
                 " WHERE name = ?",
@@ -256,8 +263,9 @@ class Store:
         else:
             self.db.execute(
                 "UPDATE sources SET last_status = ?, last_fetch = ?, last_error = ?,"
-                " consecutive_failures = consecutive_failures + 1 WHERE name = ?",
-                [result.status, now, result.error, result.source],
+                " consecutive_failures = consecutive_failures + 1,"
+                " failing_since = COALESCE(failing_since, ?) WHERE name = ?",
+                [result.status, now, result.error, now, result.source],
             )
 
     def source_health(self) -> dict[str, dict]:
@@ -377,9 +385,11 @@ class Store:
                 # already alerted is recorded above as a match, and ignored here.
                 cursor = self.db.execute(
                     "INSERT OR IGNORE INTO alerts (id, article_id, story_id, watchlist, notifier,"
-                    " body, status, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " body, status, created, queued, hold, release_at, thread)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [alert.id, article_id, story_id, alert.watchlist, alert.notifier, alert.body,
-                     PENDING, now],
+                     HELD if alert.hold else PENDING, now, now, alert.hold, alert.release_at,
+                     self._thread(story_id, alert.notifier)],
                 )
                 created += cursor.rowcount
             self.db.execute("UPDATE articles SET state = ?, skipped = COALESCE(?, skipped) WHERE id = ?",
@@ -441,19 +451,43 @@ class Store:
 
     # --- the outbox --------------------------------------------------------------------
 
-    def pending_alerts(self) -> list[PendingAlert]:
-        rows = self.db.query(
-            "SELECT id, notifier, watchlist, article_id, body, attempts, owed FROM alerts"
-            " WHERE status = ? ORDER BY created, id",
-            [PENDING],
-        )
-        return [PendingAlert(**row | {"owed": _owed(row["owed"])}) for row in rows]
+    def _thread(self, story_id: int | None, notifier: str) -> str | None:
+        """The first alert of the story to this notifier, which a later one threads under."""
+        if story_id is None:
+            return None
+        row = self.db.execute(
+            "SELECT id FROM alerts WHERE story_id = ? AND notifier = ? AND kind = 'alert'"
+            " ORDER BY created, rowid LIMIT 1", [story_id, notifier]).fetchone()
+        return row[0] if row else None
+
+    def pending_alerts(self, now: str | None = None) -> list[PendingAlert]:
+        """The outbox rows to send, oldest first; with `now`, only those whose backoff is over."""
+        sql = (f"SELECT {_PENDING_COLUMNS} FROM alerts WHERE status = ?")
+        params: list = [PENDING]
+        if now is not None:
+            sql += " AND (retry_at IS NULL OR retry_at <= ?)"
+            params.append(now)
+        rows = self.db.query(sql + " ORDER BY created, rowid", params)
+        return [_pending(row) for row in rows]
+
+    def add_message(self, alert: PendingAlert) -> None:
+        """A message of its own in the outbox (a digest, a catch-up, a source notice)."""
+        now = utcnow()
+        with self.db.atomic():
+            self._insert_message(alert, now)
+
+    def _insert_message(self, alert: PendingAlert, now: str) -> None:
+        self.db.execute(
+            "INSERT INTO alerts (id, kind, article_id, story_id, watchlist, notifier, body, status,"
+            " created, queued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [alert.id, alert.kind, alert.article_id, alert.story_id, alert.watchlist,
+             alert.notifier, alert.body, PENDING, alert.created or now, now])
 
     def mark_sent(self, alert_id: str) -> None:
         with self.db.atomic():
             self.db.execute(
                 "UPDATE alerts SET status = ?, sent_at = ?, attempts = attempts + 1,"
-                " last_error = NULL WHERE id = ?",
+                " last_error = NULL, retry_at = NULL WHERE id = ?",
                 [SENT, utcnow(), alert_id],
             )
 
@@ -461,20 +495,73 @@ class Store:
         """A failed attempt; with `owed`, the attempt reached some recipients and only these
         are still to be sent the alert (the others must not get it twice)."""
         with self.db.atomic():
-            if owed is None:
-                self.db.execute(
-                    "UPDATE alerts SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                    [error, alert_id],
-                )
-            else:
-                self.db.execute(
-                    "UPDATE alerts SET attempts = attempts + 1, last_error = ?, owed = ?"
-                    " WHERE id = ?",
-                    [error, json.dumps(list(owed), ensure_ascii=False), alert_id],
-                )
+            self.db.execute(
+                "UPDATE alerts SET attempts = attempts + 1, last_error = ?,"
+                " owed = COALESCE(?, owed) WHERE id = ?",
+                [error, None if owed is None else json.dumps(list(owed), ensure_ascii=False),
+                 alert_id],
+            )
+
+    def defer(self, alert_id: str, retry_at: str, backoff: int) -> None:
+        """Leave the alert for a later pass: not tried before `retry_at`."""
+        with self.db.atomic():
+            self.db.execute("UPDATE alerts SET retry_at = ?, backoff = ? WHERE id = ?",
+                            [retry_at, backoff, alert_id])
+
+    def backoff_of(self, alert_id: str) -> int:
+        row = self.db.execute("SELECT backoff FROM alerts WHERE id = ?", [alert_id]).fetchone()
+        return row[0] if row else 0
+
+    def defer_notifier(self, notifier: str, retry_at: str) -> None:
+        """A notifier that is unreachable: none of its pending alerts is tried before `retry_at`."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE alerts SET retry_at = ? WHERE notifier = ? AND status = ?"
+                " AND (retry_at IS NULL OR retry_at < ?)", [retry_at, notifier, PENDING, retry_at])
+
+    def give_up(self, alert_id: str, error: str) -> None:
+        """No more automatic attempts: the alert is kept as failed, visible and retryable."""
+        with self.db.atomic():
+            self.db.execute("UPDATE alerts SET status = ?, last_error = ?, retry_at = NULL"
+                            " WHERE id = ?", [FAILED, error, alert_id])
+
+    def give_up_expired(self, notifier: str, queued_before: str, reason: str) -> int:
+        """Fail the notifier's pending alerts queued before `queued_before`; returns how many."""
+        with self.db.atomic():
+            return self.db.execute(
+                "UPDATE alerts SET status = ?, retry_at = NULL,"
+                " last_error = ? || COALESCE('; last error: ' || last_error, '')"
+                " WHERE notifier = ? AND status = ? AND queued < ?",
+                [FAILED, reason, notifier, PENDING, queued_before]).rowcount
+
+    def retry_failed(self, alert_ids: Iterable[str] | None = None) -> int:
+        """Put failed alerts (these, or all) back in the outbox with a fresh give-up clock."""
+        now = utcnow()
+        sql = ("UPDATE alerts SET status = ?, queued = ?, retry_at = NULL, backoff = 0"
+               " WHERE status = ?")
+        params: list = [PENDING, now, FAILED]
+        if alert_ids is not None:
+            ids = list(alert_ids)
+            sql += f" AND id IN ({', '.join('?' for _ in ids)})"
+            params += ids
+        with self.db.atomic():
+            return self.db.execute(sql, params).rowcount
 
     def count_pending_alerts(self) -> int:
         return self.db.execute("SELECT count(*) FROM alerts WHERE status = ?", [PENDING]).fetchone()[0]
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Outbox rows per status (pending, sent, failed, held, bundled)."""
+        return {row[0]: row[1] for row in self.db.execute(
+            "SELECT status, count(*) FROM alerts GROUP BY status")}
+
+
+_PENDING_COLUMNS = ("id, notifier, watchlist, article_id, body, attempts, owed, kind, story_id,"
+                    " thread, created")
+
+
+def _pending(row: dict) -> PendingAlert:
+    return PendingAlert(**row | {"owed": _owed(row["owed"])})
 
 
 def _owed(column: str | None) -> tuple[str, ...] | None:

@@ -7,7 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from conftest import monitor_config, run_monitor, write_config
+from conftest import backoff_over, monitor_config, run_monitor, write_config
 from servers import Mailbox, Receiver, Site
 
 RELEVANT = {
@@ -138,7 +138,9 @@ def test_most_read_box_naming_a_watched_word_does_not_alert(
 def test_receiver_down_for_a_cycle_gets_the_alerts_on_the_next(
     tmp_path: Path, site: Site, receiver: Receiver
 ) -> None:
-    config = write_config(tmp_path, monitor_config(site, receiver))
+    settings = monitor_config(site, receiver)
+    settings["notifiers"][1]["retry_within"] = 0  # down for the whole pass
+    config = write_config(tmp_path, settings)
     receiver.answer = 503
 
     down = run_monitor(config, "once")
@@ -147,6 +149,7 @@ def test_receiver_down_for_a_cycle_gets_the_alerts_on_the_next(
     assert receiver.received == []
     assert f"{len(RELEVANT)} pending" in down.stdout
     receiver.answer = 200
+    backoff_over(tmp_path / "monitor.db")
 
     up = run_monitor(config, "once")
 

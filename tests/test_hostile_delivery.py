@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import monitor_config, run_monitor, write_config
+from conftest import backoff_over, monitor_config, run_monitor, write_config
 from servers import Mailbox, Site, free_port, serve
 
 from monitor.alerts import email, webhook
@@ -119,8 +119,9 @@ def test_a_webhook_that_timed_out_gets_the_same_alert_again(
 ) -> None:
     with stalling_receiver(mode) as receiver:
         raw = monitor_config(site, feeds=FEED, full_text=False)
+        # No retry within the pass: one attempt, then the next run.
         raw["notifiers"].append({"name": "siem", "type": "webhook", "url": receiver.url,
-                                 "timeout": TIMEOUT})
+                                 "timeout": TIMEOUT, "retry_within": 0})
         raw["watchlists"][0]["notify"] = ["siem"]
         config = write_config(tmp_path, raw)
         database = tmp_path / "monitor.db"
@@ -137,6 +138,7 @@ def test_a_webhook_that_timed_out_gets_the_same_alert_again(
         assert status == "pending" and f"no complete answer within {TIMEOUT:g} s" in error
 
         receiver.mode = "ok"
+        backoff_over(database)
         assert run_monitor(config, "once").returncode == 0
 
         again = [(h, b) for h, b in receiver.received[1:] if h["Idempotency-Key"] == first_id]
@@ -201,6 +203,7 @@ def test_a_refused_recipient_is_reported_and_retried_on_its_own(tmp_path: Path, 
 
         mailbox.refuse.clear()
         first = len(mailbox.envelopes)
+        backoff_over(database)
         assert run_monitor(config, "once").returncode == 0
 
         # Only the recipient that was refused gets the retry; the other is not mailed twice.

@@ -159,7 +159,7 @@ def _send_sync(notifier: EmailNotifier, message: EmailMessage, recipients: tuple
         client.close()
 
 
-async def send(notifier: EmailNotifier, alert: PendingAlert) -> None:
+async def send(notifier: EmailNotifier, alert: PendingAlert) -> str:
     """Mail the alert to the recipients still owed it. `smtp.timeout` bounds the whole send;
     when it runs out the outcome is unknown, and the alert counts as not sent."""
     message = build_message(notifier, alert)
@@ -181,3 +181,4 @@ async def send(notifier: EmailNotifier, alert: PendingAlert) -> None:
         reasons = "; ".join(f"{r}: {code} {text.decode('utf-8', 'replace')}"
                             for r, (code, text) in refused.items())
         raise DeliveryError(f"{where} refused {reasons}", owed=owed)
+    return f"{where} accepted the message for {', '.join(recipients)}"

@@ -26,5 +26,6 @@ def format_line(alert: PendingAlert) -> str:
             f"({article['source']}; matched: {words}{extra})")
 
 
-async def send(notifier: LogNotifier, alert: PendingAlert) -> None:
+async def send(notifier: LogNotifier, alert: PendingAlert) -> str:
     print(format_line(alert), file=sys.stdout, flush=True)
+    return "printed on standard output"

@@ -36,6 +36,7 @@ def build_body(
 ) -> str:
     document = {
         "id": alert_id,
+        "kind": "alert",
         "watchlist": watchlist,
         "created": created,
         "story": story.uid,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -13,6 +15,11 @@ from monitor.errors import DeliveryError
 from monitor.models import PendingAlert, WebhookNotifier
 
 SIGNATURE_HEADER = "X-Monitor-Signature"
+# Client errors that say "not now" rather than "never": everything else in 4xx is a refusal of
+# this alert for good.
+TRANSIENT_4XX = frozenset({408, 429})
+# What a receipt quotes of the receiver's answer.
+ANSWER_SHOWN = 300
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -31,7 +38,37 @@ def request_headers(notifier: WebhookNotifier, alert: PendingAlert, body: bytes)
     return headers
 
 
-async def send(notifier: WebhookNotifier, alert: PendingAlert) -> None:
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def refusal(response: httpx.Response) -> DeliveryError:
+    status = response.status_code
+    answer = f"receiver answered HTTP {status}"
+    if 400 <= status < 500 and status not in TRANSIENT_4XX:
+        return DeliveryError(f"{answer} (refused for good)", permanent=True)
+    return DeliveryError(answer, retry_after=retry_after(response.headers.get("Retry-After")))
+
+
+def receipt(response: httpx.Response) -> str:
+    text = " ".join(response.text[:ANSWER_SHOWN].split())
+    return f"HTTP {response.status_code} {response.reason_phrase}" + (f": {text}" if text else "")
+
+
+async def send(notifier: WebhookNotifier, alert: PendingAlert) -> str:
+    """POST the alert; returns the receiver's answer, raises DeliveryError unless it was 2xx."""
     body = alert.body.encode("utf-8")
     try:
         # `timeout` bounds the whole send (connect, request, answer): httpx's own timeouts are
@@ -49,4 +86,5 @@ async def send(notifier: WebhookNotifier, alert: PendingAlert) -> None:
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
     if not 200 <= response.status_code < 300:
-        raise DeliveryError(f"receiver answered HTTP {response.status_code}")
+        raise refusal(response)
+    return receipt(response)
