@@ -9,6 +9,7 @@ import hashlib
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -137,23 +138,38 @@ def news_site(tmp: Path, source: Path = FIXTURE_SITE) -> Iterator[Site]:
 @dataclass
 class Receiver:
     url: str = ""
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)  # accepted posts
     answer: int = 200
+    # Answers for the next posts, one each, before `answer` applies again: (status, headers).
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    # Every post, accepted or not: (time.monotonic(), Idempotency-Key, status answered).
+    attempts: list[tuple[float, str, int]] = field(default_factory=list)
 
     def bodies(self) -> list[bytes]:
         return [body for _, body in self.received]
 
+    def next_answer(self) -> tuple[int, dict[str, str]]:
+        return self.script.pop(0) if self.script else (self.answer, {})
+
 
 def _receiver_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    lock = threading.Lock()
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if receiver.answer < 300:
-                receiver.received.append((dict(self.headers.items()), body))
-            self.send_response(receiver.answer)
+            with lock:
+                status, headers = receiver.next_answer()
+                receiver.attempts.append(
+                    (time.monotonic(), self.headers.get("Idempotency-Key", ""), status))
+                if status < 300:
+                    receiver.received.append((dict(self.headers.items()), body))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
