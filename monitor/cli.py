@@ -25,6 +25,7 @@ EXIT_OK, EXIT_NO_MATCH, EXIT_CONFIG, EXIT_STORE, EXIT_USAGE = 0, 1, 2, 3, 64
 # Another `once` or `run` holds the database: exit at once, so cron never stacks up runs.
 EXIT_BUSY = 2
 ALERTS_SHOWN = 100  # rows `monitor alerts` prints unless --limit says otherwise
+ERROR_SHOWN = 200  # characters of an alert's last error in `monitor alerts`: one line
 _REDACTION = RedactingFilter()  # learns the config's own secrets once the config is loaded
 
 
@@ -401,9 +402,6 @@ def format_alert(row: dict) -> str:
     if row["last_error"]:
         lines.append(f"    last error: {one_line(row['last_error'], ERROR_SHOWN)}")
     return "\n".join(redact(line, _REDACTION.secrets) for line in lines)
-
-
-ERROR_SHOWN = 200  # characters of an alert's last error in `monitor alerts`
 
 
 def alert_headline(body: str) -> str:

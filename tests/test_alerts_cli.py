@@ -3,6 +3,7 @@ failed alerts back. Against a database filled by real `monitor once` runs."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -10,6 +11,9 @@ from pathlib import Path
 
 from conftest import backoff_over, monitor_config, run_monitor, write_config
 from servers import Receiver, Site
+
+from monitor.models import PendingAlert
+from monitor.store import Store
 
 # created (UTC), id, kind, status, tries, next try (UTC, or blank), watchlist → notifier
 ROW = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  ([0-9a-f]{32})  (\S+)\s+(\S+)\s+(\d+)  "
@@ -132,3 +136,46 @@ def test_alerts_filters_by_watchlist_and_retry_names_ids_it_cannot_retry(
     neither = run_monitor(config, "alerts", "retry")
     assert neither.returncode == 64
     assert "give alert ids or --all-failed" in neither.stderr
+
+
+def test_digests_bundled_alerts_and_source_notices_are_listed_by_what_they_carry(
+    tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, {
+        "database": "monitor.db",
+        "sources": [{"name": "utrikes", "type": "feed", "url": "https://example.se/rss"}],
+        "watchlists": [{"name": "morgon", "query": "CSTO", "notify": ["logg"]},
+                       {"name": "kvall", "query": "Tokajev", "notify": ["logg"]}],
+        "notifiers": [{"name": "logg", "type": "log"}],
+    })
+    store = Store.open(tmp_path / "monitor.db")
+    story = {"kind": "alert", "article": {"title": "CSTO i Almaty", "url": "https://example.se/a"}}
+    digest = {"id": "d" * 32, "kind": "digest", "stories": [story, story]}
+    notice = {"id": "c" * 32, "kind": "source", "source": "utrikes", "state": "failing",
+              "problem": "utrikes has failed every fetch for 7h (9 in a row)"}
+    store.add_message(PendingAlert("d" * 32, "logg", "morgon,kvall", None, json.dumps(digest), 0,
+                                   kind="digest", created="2026-03-20T07:00:00+00:00"))
+    store.mark_sent("d" * 32)
+    store.add_message(PendingAlert("c" * 32, "logg", "", None, json.dumps(notice), 0,
+                                   kind="source", created="2026-03-20T08:00:00+00:00"))
+    with store.db.atomic():  # an alert held back for that digest, which carried it
+        store.db.execute(
+            "INSERT INTO alerts (id, watchlist, notifier, body, status, created, queued, hold,"
+            " bundle) VALUES (?, 'morgon', 'logg', ?, 'bundled', ?, ?, 'digest', ?)",
+            ["a" * 32, json.dumps(story), "2026-03-20T06:00:00+00:00",
+             "2026-03-20T06:00:00+00:00", "d" * 32])
+    store.close()
+
+    listed = rows(run_monitor(config, "alerts", "--since", "3650d").stdout)
+    morning = rows(run_monitor(config, "alerts", "--since", "3650d", "--watchlist", "morgon").stdout)
+    evening = rows(run_monitor(config, "alerts", "--since", "3650d", "--watchlist", "kvall").stdout)
+
+    assert [(r["kind"], r["status"], r["details"]) for r in listed] == [
+        ("source", "pending", ["utrikes failing: utrikes has failed every fetch for 7h (9 in a row)"]),
+        ("digest", "sent", ["2 stories"]),
+        ("alert", "bundled", ["CSTO i Almaty — https://example.se/a",
+                              f"went out in {'d' * 32} (sent)"]),
+    ]
+    assert listed[0]["watchlist"] == "-" and listed[1]["watchlist"] == "morgon,kvall"
+    assert [r["kind"] for r in morning] == ["digest", "alert"]
+    assert [r["kind"] for r in evening] == ["digest"]
