@@ -18,11 +18,14 @@ from monitor.models import BLOCKED_BY_ROBOTS, Config, blocked_by_robots
 from monitor.redact import RedactingFilter, config_secrets, redact
 
 if TYPE_CHECKING:  # the pipeline pulls in Scrapy and the matcher; the CLI is up before them
+    from monitor.alerts.outbox import DeliveryReport
     from monitor.pipeline import CycleReport, SourceReport
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_CONFIG, EXIT_STORE, EXIT_USAGE = 0, 1, 2, 3, 64
 # Another `once` or `run` holds the database: exit at once, so cron never stacks up runs.
 EXIT_BUSY = 2
+ALERTS_SHOWN = 100  # rows `monitor alerts` prints unless --limit says otherwise
+ERROR_SHOWN = 200  # characters of an alert's last error in `monitor alerts`: one line
 _REDACTION = RedactingFilter()  # learns the config's own secrets once the config is loaded
 
 
@@ -123,7 +126,40 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument("query", metavar="WATCHLIST|QUERY")
     backtest.add_argument("--since", default="30d", help="how far back (default 30d)")
     backtest.set_defaults(handler=cmd_backtest)
+    _alerts_parser(commands, common)
     return parser
+
+
+def _alerts_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    alerts = commands.add_parser(
+        "alerts", parents=[common], help="list the outbox: alerts and their delivery state",
+        description="List the outbox, newest first: each alert, digest, catch-up and source "
+        "notice with its delivery state, attempts, next try and last error. Times are UTC. "
+        "`monitor alerts retry` puts failed ones back.")
+    alerts.add_argument("--failed", dest="statuses", action="append_const", const="failed",
+                        help="only alerts given up on (retry them with `monitor alerts retry`)")
+    alerts.add_argument("--pending", dest="statuses", action="append_const", const="pending",
+                        help="only alerts still to be sent")
+    alerts.add_argument("--held", dest="statuses", action="append_const", const="held",
+                        help="only alerts held back for a digest or an hour's catch-up")
+    alerts.add_argument("--since", default=None,
+                        help="created within this long (default 7d; with --failed, --pending "
+                        "or --held: all)")
+    alerts.add_argument("--watchlist", metavar="W", help="only this watchlist's")
+    alerts.add_argument("--notifier", metavar="N", help="only those to this notifier")
+    alerts.add_argument("--limit", type=int, default=ALERTS_SHOWN,
+                        help=f"show at most this many (default {ALERTS_SHOWN}); the summary "
+                        "counts them all")
+    alerts.set_defaults(handler=cmd_alerts)
+    actions = alerts.add_subparsers(dest="action", metavar="ACTION")
+    retry = actions.add_parser(
+        "retry", parents=[common], help="put failed alerts back in the outbox",
+        description="Put failed alerts back in the outbox with a fresh give-up clock. The next "
+        "delivery pass sends them: the next `monitor once`, or a running daemon within a "
+        "minute. Exit 1 when nothing was put back.")
+    retry.add_argument("ids", metavar="ID", nargs="*", help="alert ids (see monitor alerts --failed)")
+    retry.add_argument("--all-failed", action="store_true", help="every failed alert")
+    retry.set_defaults(handler=cmd_alerts_retry)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -324,21 +360,143 @@ def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from monitor.querytools import parse_since
+    from monitor.store import Store
+
+    statuses = sorted(set(args.statuses or ()))
+    since = args.since or (None if statuses else "7d")
+    start = (datetime.now(UTC) - parse_since(since)).isoformat(timespec="seconds") if since else None
+    if args.limit < 0:
+        raise MonitorError(f"--limit: must be 0 or more, got {args.limit}")
+    filters = {"statuses": statuses, "since": start, "watchlist": args.watchlist,
+               "notifier": args.notifier}
+    # A read: no writer lock, so it works while the daemon runs.
+    store = Store.open(config.database)
+    try:
+        rows = store.list_alerts(**filters, limit=args.limit)
+        counts = store.count_alerts(**filters)
+    finally:
+        store.close()
+    if rows:
+        print(f"{'created (UTC)':<19}  {'id':<32}  {'kind':<7}  {'status':<8}  {'tries':>5}  "
+              f"{'next try (UTC)':<19}  watchlist → notifier")
+    for row in rows:
+        print(format_alert(row))
+    print(alerts_summary(counts, len(rows), since))
+    return EXIT_OK
+
+
+def format_alert(row: dict) -> str:
+    from monitor.normalize import one_line
+
+    lines = [f"{_short_time(row['created']):<19}  {row['id']:<32}  {row['kind']:<7}  "
+             f"{row['status']:<8}  {row['attempts']:>5}  "
+             f"{_short_time(row['retry_at']) if row['retry_at'] else '':<19}  "
+             f"{row['watchlist'] or '-'} → {row['notifier']}",
+             f"    {alert_headline(row['body'])}"]
+    if row["bundle"]:
+        lines.append(f"    went out in {row['bundle']} ({row['bundle_status'] or 'gone'})")
+    if row["last_error"]:
+        lines.append(f"    last error: {one_line(row['last_error'], ERROR_SHOWN)}")
+    return "\n".join(redact(line, _REDACTION.secrets) for line in lines)
+
+
+def alert_headline(body: str) -> str:
+    """One line saying what the message is about: an alert's headline and link, a digest's
+    number of stories, a source notice's problem."""
+    import json
+
+    from monitor.normalize import one_line
+
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return "(unreadable body)"
+    kind = doc.get("kind", "alert")
+    if kind in ("digest", "catchup"):
+        stories = len(doc.get("stories") or ())
+        return f"{stories} {'story' if stories == 1 else 'stories'}"
+    if kind == "source":
+        return one_line(f"{doc.get('source')} {doc.get('state')}: {doc.get('problem')}", 300)
+    article = doc.get("article") or {}
+    return f"{one_line(article.get('title'), 150)} — {one_line(article.get('url'), 300)}"
+
+
+def alerts_summary(counts: dict[str, int], shown: int, since: str | None) -> str:
+    total = sum(counts.values())
+    if not total:
+        return "no alerts" + (f" in the last {since}" if since else "")
+    parts = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    more = f"; newest {shown} shown (--limit)" if shown < total else ""
+    window = f" in the last {since}" if since else ""
+    hint = "; put failed ones back with: monitor alerts retry ID…|--all-failed" if counts.get(
+        "failed") else ""
+    return f"{total} alerts{window}: {parts}{more}{hint}"
+
+
+def cmd_alerts_retry(config: Config, args: argparse.Namespace) -> int:
+    from monitor.store import FAILED, Store
+
+    if args.all_failed == bool(args.ids):
+        raise MonitorError("monitor alerts retry: give alert ids or --all-failed (not both)")
+    # A short write under the busy timeout; a running daemon picks the alerts up on its next
+    # delivery pass, within a minute.
+    store = Store.open(config.database)
+    try:
+        if args.all_failed:
+            retried = store.retry_failed()
+        else:
+            ids = list(dict.fromkeys(args.ids))
+            statuses = store.alert_statuses(ids)
+            for alert_id in ids:
+                if alert_id not in statuses:
+                    print(f"{alert_id}: no such alert (see monitor alerts)", file=sys.stderr)
+                elif statuses[alert_id] != FAILED:
+                    print(f"{alert_id}: not failed but {statuses[alert_id]}; nothing to retry",
+                          file=sys.stderr)
+            retried = store.retry_failed([i for i in ids if statuses.get(i) == FAILED])
+    finally:
+        store.close()
+    if not retried:
+        print("no failed alerts were put back", file=sys.stderr)
+        return EXIT_NO_MATCH
+    print(f"{retried} failed alert{'s' if retried != 1 else ''} put back in the outbox; the next "
+          "delivery pass sends them (monitor once, or a running daemon within a minute)")
+    return EXIT_OK
+
+
 # --- printing -------------------------------------------------------------------------------
 
 
 def print_cycle(report: CycleReport) -> None:
     for source in report.sources:
         print(format_source(source), flush=True)
-    delivery = report.delivery
     ok = len(report.sources) - report.sources_failed
     print(
         f"cycle: sources {ok} ok, {report.sources_failed} failed; "
         f"articles {report.new_articles} new, {report.matched_articles} matched; "
-        f"alerts {report.alerts_created} new, {delivery.sent} sent, {delivery.failed} failed, "
-        f"{delivery.pending} pending",
+        f"alerts {report.alerts_created} new, {format_delivery(report.delivery)}",
         flush=True,
     )
+
+
+def format_delivery(delivery: DeliveryReport) -> str:
+    """This pass's sends, then the outbox as it stands. What needs no attention (no failed
+    attempts, nothing failed or held back) is left out, to keep the line short."""
+    parts = [f"{delivery.sent} sent"]
+    if delivery.failed:
+        parts.append(f"{delivery.failed} failed attempt{'s' if delivery.failed != 1 else ''}")
+    if delivery.gave_up:
+        parts.append(f"{delivery.gave_up} given up")
+    parts.append(f"{delivery.pending} pending")
+    if delivery.failed_total:
+        parts.append(f"{delivery.failed_total} failed (see monitor alerts --failed)")
+    if delivery.held:
+        parts.append(f"{delivery.held} held back")
+    return ", ".join(parts)
 
 
 def format_source(s: SourceReport) -> str:

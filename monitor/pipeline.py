@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.alerts.outbox import DeliveryReport, deliver_pending
 from monitor.alerts.payload import StoryContext, build_body, new_alert_id
+from monitor.alerts.trouble import report_source_trouble
 from monitor.crawl import Crawler
 from monitor.models import (
     BLOCKED_BY_ROBOTS,
@@ -101,7 +102,18 @@ async def run_cycle(monitor: Monitor, sources: Sequence[Source]) -> CycleReport:
 
 async def deliver(monitor: Monitor) -> DeliveryReport:
     async with monitor.delivery_lock:
+        # Every pass (each `once`, and the daemon's every minute) first looks for sources that
+        # started or stopped failing or going silent, so their notices go out in this pass.
+        check_sources(monitor)
         return await deliver_pending(monitor.store, monitor.config)
+
+
+def check_sources(monitor: Monitor) -> None:
+    try:
+        report_source_trouble(monitor.store, monitor.config)
+    except Exception:
+        # A notice about the monitor itself must never cost an alert.
+        logger.exception("checking the sources for trouble failed; alerts are delivered anyway")
 
 
 async def poll_sources(monitor: Monitor, sources: Sequence[Source], report: CycleReport) -> None:

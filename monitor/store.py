@@ -556,6 +556,102 @@ class Store:
             "SELECT status, count(*) FROM alerts GROUP BY status")}
 
 
+    # --- source trouble (operations notices) -------------------------------------------
+
+    def trouble_facts(self, source: str) -> dict | None:
+        """What the trouble check needs about one source: its fetch failures, the trouble last
+        reported, and when its newest article was first seen. None before its first poll.
+        Cheap at any size: the newest article is one seek in the index articles(source,
+        first_seen)."""
+        row = self.db.execute(
+            "SELECT name, url, failing_since, consecutive_failures, last_error, trouble,"
+            " trouble_since FROM sources WHERE name = ?", [source]).fetchone()
+        if row is None:
+            return None
+        facts = dict(zip(("name", "url", "failing_since", "consecutive_failures", "last_error",
+                          "trouble", "trouble_since"), row, strict=True))
+        facts["last_new"] = self.db.execute(
+            "SELECT max(first_seen) FROM articles WHERE source = ?", [source]).fetchone()[0]
+        return facts
+
+    def articles_seen_between(self, source: str, start: str, end: str) -> int:
+        """The source's articles first seen from `start` to `end` (both included): a range of the
+        index articles(source, first_seen), never a scan of the table."""
+        return self.db.execute(
+            "SELECT count(*) FROM articles WHERE source = ? AND first_seen >= ? AND first_seen <= ?",
+            [source, start, end]).fetchone()[0]
+
+    def set_source_trouble(self, source: str, trouble: str | None, since: str | None,
+                           notices: Iterable[PendingAlert] = ()) -> None:
+        """Remember the trouble reported for the source (None: none) and put its notices in the
+        outbox, in one transaction: a notice is written exactly when the state changes, so a
+        restart neither repeats nor loses one."""
+        now = utcnow()
+        with self.db.atomic():
+            self.db.execute("UPDATE sources SET trouble = ?, trouble_since = ? WHERE name = ?",
+                            [trouble, since, source])
+            for notice in notices:
+                self._insert_message(notice, now)
+
+    # --- alert listing (`monitor alerts`) ----------------------------------------------
+
+    def list_alerts(self, statuses: Iterable[str] = (), since: str | None = None,
+                    watchlist: str | None = None, notifier: str | None = None,
+                    limit: int | None = None) -> list[dict]:
+        """Outbox rows, newest first, with the status of the digest or catch-up that carried a
+        bundled one. A digest's `watchlist` names its watchlists comma-separated; `watchlist`
+        matches any of them."""
+        where, params = _alert_filter(statuses, since, watchlist, notifier)
+        sql = ("SELECT a.id, a.kind, a.watchlist, a.notifier, a.status, a.attempts, a.created,"
+               " a.retry_at, a.last_error, a.body, a.bundle, b.status AS bundle_status"
+               " FROM alerts a LEFT JOIN alerts b ON b.id = a.bundle"
+               f"{where} ORDER BY a.created DESC, a.rowid DESC")
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return list(self.db.query(sql, params))
+
+    def count_alerts(self, statuses: Iterable[str] = (), since: str | None = None,
+                     watchlist: str | None = None, notifier: str | None = None) -> dict[str, int]:
+        """Per status, the outbox rows list_alerts would give without a limit."""
+        where, params = _alert_filter(statuses, since, watchlist, notifier)
+        return {row[0]: row[1] for row in self.db.execute(
+            f"SELECT a.status, count(*) FROM alerts a{where} GROUP BY a.status", params)}
+
+    def alert_statuses(self, alert_ids: Iterable[str]) -> dict[str, str]:
+        """The status of each of these alerts that exists."""
+        ids = list(alert_ids)
+        if not ids:
+            return {}
+        return {row[0]: row[1] for row in self.db.execute(
+            f"SELECT id, status FROM alerts WHERE id IN ({', '.join('?' for _ in ids)})", ids)}
+
+
+def _alert_filter(statuses: Iterable[str], since: str | None, watchlist: str | None,
+                  notifier: str | None) -> tuple[str, list]:
+    clauses: list[str] = []
+    params: list = []
+    statuses = list(statuses)
+    if statuses:
+        clauses.append(f"a.status IN ({', '.join('?' for _ in statuses)})")
+        params += statuses
+    if since is not None:
+        clauses.append("a.created >= ?")
+        params.append(since)
+    if watchlist is not None:
+        # A digest's row names several watchlists, comma-separated (names have no commas).
+        clauses.append("(a.watchlist = ? OR ',' || a.watchlist || ',' LIKE ? ESCAPE '\\')")
+        params += [watchlist, "%," + _like_escaped(watchlist) + ",%"]
+    if notifier is not None:
+        clauses.append("a.notifier = ?")
+        params.append(notifier)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _like_escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 _PENDING_COLUMNS = ("id, notifier, watchlist, article_id, body, attempts, owed, kind, story_id,"
                     " thread, created")
 
