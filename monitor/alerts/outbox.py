@@ -129,6 +129,13 @@ async def send_with_retries(store: Store, notifier: Notifier, alert: PendingAler
         except DeliveryError as error:
             outcome.error = exc = error
             store.mark_failed(alert.id, str(exc), exc.owed)
+        except Exception as error:
+            # A fault of ours (a template, a malformed stored body) stays with this message and
+            # is retried like a refusal: the pass and the other alerts go on.
+            logger.exception("alert %s to %s: sending failed", alert.id, notifier.name)
+            outcome.error = exc = DeliveryError(f"internal error: {error!r}"[:500])
+            store.mark_failed(alert.id, str(exc))
+            return outcome
         if exc.permanent or exc.owed is not None:
             # Refused for good, or a mail server that took it for some recipients and refused
             # the others: those are tried again on their own in a later pass, not seconds later.
