@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 from aiosmtpd.controller import Controller
 from conftest import monitor_config, run_monitor, write_config
 from servers import Mailbox, Site, free_port
 
 from monitor.alerts.email import build_message, list_id
 from monitor.alerts.render import Renderer
+from monitor.errors import DeliveryError
 from monitor.models import EmailNotifier, PendingAlert, SmtpSettings
 
 PROTEST_TITLE = "Tokajev ber CSTO om hjälp efter våldsamma protester i Kazakstan"
@@ -203,3 +205,11 @@ def test_source_notices_and_test_messages_render() -> None:
     assert "since 2026-11-30 00:00 CET" in notice_mail.get_body(("plain",)).get_content()
     assert "TEST" in test_mail["Subject"]
     assert "THIS IS A TEST MESSAGE" in test_mail.get_body(("html",)).get_content()
+
+
+def test_a_broken_user_template_fails_the_message_not_the_run(tmp_path: Path) -> None:
+    (tmp_path / "alert.html").write_text("<p>{{ story.title </p>\n")
+    renderer = Renderer(templates=tmp_path)
+
+    with pytest.raises(DeliveryError, match=r"message template alert\.html, line 1"):
+        build_message(NOTIFIER, pending(story_document("a1", "kazakstan", "Rubrik")), renderer)

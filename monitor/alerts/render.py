@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, TemplateError
 from markupsafe import Markup, escape
 
 from monitor.alerts.payload import read_body
+from monitor.errors import DeliveryError
 from monitor.models import (
     ALERT,
     CATCHUP,
@@ -80,7 +81,15 @@ class Renderer:
         context = self.context(doc)
 
         def part(suffix: str) -> str:
-            return self.environment.get_template(f"{kind}.{suffix}").render(context)
+            name = f"{kind}.{suffix}"
+            try:
+                return self.environment.get_template(name).render(context)
+            except TemplateError as exc:
+                # A broken user template fails this message, not the delivery pass: it stays
+                # in the outbox and goes once the template is mended (or gives up in time).
+                line = getattr(exc, "lineno", None)
+                where = f"{name}, line {line}" if line else name
+                raise DeliveryError(f"message template {where}: {exc.message or exc}") from exc
 
         # Folded to one line whatever a template writes: a line break in a header would let a
         # web title add headers of its own.
