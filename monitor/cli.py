@@ -127,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument("--since", default="30d", help="how far back (default 30d)")
     backtest.set_defaults(handler=cmd_backtest)
     _alerts_parser(commands, common)
+    test_notify = commands.add_parser(
+        "test-notify", parents=[common], help="send a test message through one notifier",
+        description="Send one clearly marked test message through the named notifier, at once "
+        "and without retries (nothing is stored), and print what the receiver answered. "
+        "Exit 0 when it took the message, 1 when it refused it or did not answer.")
+    test_notify.add_argument("notifier", metavar="NAME")
+    test_notify.set_defaults(handler=cmd_test_notify)
     return parser
 
 
@@ -469,6 +476,25 @@ def cmd_alerts_retry(config: Config, args: argparse.Namespace) -> int:
 
 
 # --- printing -------------------------------------------------------------------------------
+
+
+EXIT_REFUSED = 1  # test-notify: the receiver refused the message or did not answer
+
+
+def cmd_test_notify(config: Config, args: argparse.Namespace) -> int:
+    from monitor.alerts.testmessage import find_notifier, send_test_message
+    from monitor.errors import DeliveryError
+
+    notifier = find_notifier(config, args.notifier)
+    try:
+        receipt = asyncio.run(send_test_message(config, notifier))
+    except DeliveryError as exc:
+        print(f"test message to {notifier.name} ({notifier.type}) not delivered: "
+              f"{redact(str(exc), _REDACTION.secrets)}", flush=True)
+        return EXIT_REFUSED
+    print(f"test message to {notifier.name} ({notifier.type}) delivered: "
+          f"{redact(receipt, _REDACTION.secrets)}", flush=True)
+    return EXIT_OK
 
 
 def print_cycle(report: CycleReport) -> None:

@@ -1,98 +1,80 @@
-"""Email delivery: one multipart/alternative message per alert (plain text and HTML). Everything
-that came from the web is escaped in the HTML part."""
+"""Email delivery: one multipart/alternative message per outbox row (plain text and HTML, from
+the templates in render.py; everything that came from the web is escaped in the HTML part).
+
+The Message-ID is the alert's id, so a retry is the same message to a mail client, and a later
+alert of the same story (another watchlist, a revision) names the story's first alert in
+In-Reply-To/References, so it threads under it. List-Id is `<WATCHLIST.monitor>`; a digest of
+several watchlists has `<digest.monitor>`, source notices `<operations.monitor>`, test messages
+`<test.monitor>`, so a mail rule can file each.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
-import re
 import smtplib
 import socket
 import ssl
 import threading
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 
 from monitor.alerts.payload import read_body
+from monitor.alerts.render import Renderer
 from monitor.errors import DeliveryError
-from monitor.models import EmailNotifier, PendingAlert, SmtpSettings
-from monitor.normalize import one_line
+from monitor.models import (
+    ALERT,
+    CATCHUP,
+    DIGEST_MESSAGE,
+    SOURCE_NOTICE,
+    TEST,
+    EmailNotifier,
+    PendingAlert,
+    SmtpSettings,
+)
 
-# A Subject is read in a list of messages; a longer title is cut (the body has it whole).
-SUBJECT_TITLE_MAX = 150
+MESSAGE_ID_DOMAIN = "monitor"
+LIST_ID_DOMAIN = "monitor"
 
 
-def build_message(notifier: EmailNotifier, alert: PendingAlert) -> EmailMessage:
-    doc = read_body(alert.body)
-    article = doc["article"]
-    # The stored title is plain text; fold white space so it cannot break the Subject header.
-    title = " ".join(article["title"].split()) or article["url"]
+def message_id(alert_id: str) -> str:
+    return f"<{alert_id}@{MESSAGE_ID_DOMAIN}>"
+
+
+def build_message(notifier: EmailNotifier, alert: PendingAlert,
+                  renderer: Renderer | None = None) -> EmailMessage:
+    rendered = (renderer or Renderer()).render(alert)
     message = EmailMessage()
-    message["Subject"] = f"[{doc['watchlist']}] {one_line(title, SUBJECT_TITLE_MAX)}"
+    message["Subject"] = rendered.subject
     message["From"] = notifier.sender
     message["To"] = ", ".join(notifier.to)
     message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = make_msgid(idstring=alert.id, domain="monitor.local")
+    message["Message-ID"] = message_id(alert.id)
+    if alert.thread:
+        message["In-Reply-To"] = message_id(alert.thread)
+        message["References"] = message_id(alert.thread)
+    message["List-Id"] = list_id(read_body(alert.body))
     message["X-Monitor-Alert-Id"] = alert.id
-    message.set_content(_plain(doc, title))
-    message.add_alternative(_html(doc, title), subtype="html")
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
     return message
 
 
-def _plain(doc: dict, title: str) -> str:
-    article = doc["article"]
-    lines = [
-        title,
-        article["url"],
-        f"Source: {article['source']}   Published: {article.get('published') or 'unknown'}",
-        "",
-        doc.get("snippet") or article.get("summary") or "",
-        "",
-        f"Matched: {', '.join(doc['matches'])}",
-        f"Watchlist: {doc['watchlist']}{'  (update of an earlier article)' if doc.get('update') else ''}",
-    ]
-    if doc.get("also_seen_at"):
-        lines += ["", "Also seen at:", *(f"  {url}" for url in doc["also_seen_at"])]
-    return "\n".join(lines) + "\n"
-
-
-def _html(doc: dict, title: str) -> str:
-    article = doc["article"]
-    e = html.escape
-    snippet = _emphasise(doc.get("snippet") or article.get("summary") or "", doc["matches"])
-    return (
-        "<!DOCTYPE html><html><body>"
-        f'<h2><a href="{e(article["url"])}">{e(title)}</a></h2>'
-        f"<p><small>{e(article['source'])} · {e(article.get('published') or 'unknown')}</small></p>"
-        f"<p>{snippet}</p>"
-        f"<p>Matched: {e(', '.join(doc['matches']))}<br>Watchlist: {e(doc['watchlist'])}"
-        f"{' (update of an earlier article)' if doc.get('update') else ''}</p>"
-        f"{_also_seen(doc.get('also_seen_at') or [])}"
-        "</body></html>"
-    )
-
-
-def _also_seen(urls: list[str]) -> str:
-    if not urls:
-        return ""
-    items = "".join(f'<li><a href="{html.escape(u)}">{html.escape(u)}</a></li>' for u in urls)
-    return f"<p>Also seen at:</p><ul>{items}</ul>"
-
-
-def _emphasise(text: str, words: list[str]) -> str:
-    """Escape the text and wrap each whole-word occurrence of a matched word in <strong>."""
-    if not words:
-        return html.escape(text)
-    alternatives = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
-    pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
-    parts, last = [], 0
-    for found in pattern.finditer(text):
-        parts += [html.escape(text[last:found.start()]), f"<strong>{html.escape(found[0])}</strong>"]
-        last = found.end()
-    parts.append(html.escape(text[last:]))
-    return "".join(parts)
+def list_id(doc: dict) -> str:
+    """RFC 2919 List-Id: one list per watchlist (config names are letters, digits, '-', '_'
+    and '.', all allowed in it); a digest of several watchlists is the digest list."""
+    kind = doc.get("kind", ALERT)
+    if kind == ALERT:
+        label = doc["watchlist"]
+    elif kind in (DIGEST_MESSAGE, CATCHUP):
+        names = doc.get("watchlists") or []
+        label = names[0] if len(names) == 1 else "digest"
+    elif kind == SOURCE_NOTICE:
+        label = "operations"
+    else:
+        label = TEST
+    return f"{label} <{label}.{LIST_ID_DOMAIN}>"
 
 
 class _Session:
@@ -104,6 +86,8 @@ class _Session:
         self._lock = threading.Lock()
         self._client: smtplib.SMTP | None = None
         self._aborted = False
+        # The server's answer to the message (after DATA): what the receipt quotes.
+        self.answer: tuple[int, bytes] | None = None
 
     def client(self, smtp_settings: SmtpSettings) -> smtplib.SMTP:
         session = self
@@ -113,6 +97,11 @@ class _Session:
                 sock = super()._get_socket(host, port, timeout)
                 session._connected(self, sock)
                 return sock
+
+            def data(self, msg: bytes | str) -> tuple[int, bytes]:
+                # send_message does not hand back the reply to DATA; keep it for the receipt.
+                session.answer = super().data(msg)
+                return session.answer
 
         kwargs = {"context": ssl.create_default_context()} if smtp_settings.ssl else {}
         return Client(timeout=smtp_settings.timeout, **kwargs)
@@ -159,10 +148,11 @@ def _send_sync(notifier: EmailNotifier, message: EmailMessage, recipients: tuple
         client.close()
 
 
-async def send(notifier: EmailNotifier, alert: PendingAlert) -> str:
-    """Mail the alert to the recipients still owed it. `smtp.timeout` bounds the whole send;
-    when it runs out the outcome is unknown, and the alert counts as not sent."""
-    message = build_message(notifier, alert)
+async def send(notifier: EmailNotifier, alert: PendingAlert, renderer: Renderer | None = None) -> str:
+    """Mail the alert to the recipients still owed it; returns what the server answered.
+    `smtp.timeout` bounds the whole send; when it runs out the outcome is unknown, and the alert
+    counts as not sent."""
+    message = build_message(notifier, alert, renderer)
     recipients = alert.owed if alert.owed is not None else notifier.to
     where = f"SMTP {notifier.smtp.host}:{notifier.smtp.port}"
     session = _Session()
@@ -181,4 +171,8 @@ async def send(notifier: EmailNotifier, alert: PendingAlert) -> str:
         reasons = "; ".join(f"{r}: {code} {text.decode('utf-8', 'replace')}"
                             for r, (code, text) in refused.items())
         raise DeliveryError(f"{where} refused {reasons}", owed=owed)
-    return f"{where} accepted the message for {', '.join(recipients)}"
+    answer = ""
+    if session.answer is not None:
+        code, text = session.answer
+        answer = f": {code} {' '.join(text.decode('utf-8', 'replace').split())}"
+    return f"{where} accepted the message for {', '.join(recipients)}{answer}"

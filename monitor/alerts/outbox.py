@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from monitor.alerts import email, log, webhook
+from monitor.alerts.render import Renderer
 from monitor.errors import DeliveryError
 from monitor.models import Config, Notifier, PendingAlert
 from monitor.store import FAILED, HELD, PENDING, Store
@@ -28,7 +29,7 @@ from monitor.store import FAILED, HELD, PENDING, Store
 logger = logging.getLogger(__name__)
 
 # Returns what the receiver answered; raises DeliveryError when it did not take the message.
-Channel = Callable[[Notifier, PendingAlert], Awaitable[str]]
+Channel = Callable[[Notifier, PendingAlert, Renderer], Awaitable[str]]
 CHANNELS: dict[str, Channel] = {"email": email.send, "webhook": webhook.send, "log": log.send}
 RETRY_BASE = 0.5  # seconds before the first retry within a pass; doubles with each
 PASS_BACKOFF_MIN, PASS_BACKOFF_MAX = 60, 3600  # the backoff across passes
@@ -71,7 +72,8 @@ async def deliver_pending(store: Store, config: Config) -> DeliveryReport:
             queues.setdefault(alert.notifier, []).append(alert)
     # One queue per notifier, side by side: a receiver that is down and being retried does not
     # hold back the others.
-    await asyncio.gather(*(_deliver_queue(store, notifiers[name], alerts, report)
+    renderer = Renderer.for_config(config)
+    await asyncio.gather(*(_deliver_queue(store, notifiers[name], alerts, report, renderer)
                            for name, alerts in queues.items()))
     counts = store.outbox_counts()
     report.pending = counts.get(PENDING, 0)
@@ -91,9 +93,9 @@ def _give_up_expired(store: Store, notifier: Notifier, now: datetime) -> int:
 
 
 async def _deliver_queue(store: Store, notifier: Notifier, alerts: list[PendingAlert],
-                         report: DeliveryReport) -> None:
+                         report: DeliveryReport, renderer: Renderer) -> None:
     for alert in alerts:
-        outcome = await send_with_retries(store, notifier, alert)
+        outcome = await send_with_retries(store, notifier, alert, renderer)
         if outcome.error is None:
             store.mark_sent(alert.id)
             report.sent += 1
@@ -114,7 +116,8 @@ async def _deliver_queue(store: Store, notifier: Notifier, alerts: list[PendingA
             return
 
 
-async def send_with_retries(store: Store, notifier: Notifier, alert: PendingAlert) -> _Outcome:
+async def send_with_retries(store: Store, notifier: Notifier, alert: PendingAlert,
+                            renderer: Renderer | None = None) -> _Outcome:
     """Send, and on a transient failure try again within the notifier's `retry_within`. Every
     attempt is recorded on the alert (count and last error) as it happens."""
     send = channel(notifier)
@@ -123,7 +126,7 @@ async def send_with_retries(store: Store, notifier: Notifier, alert: PendingAler
     while True:
         outcome.attempts += 1
         try:
-            outcome.receipt = await send(notifier, alert)
+            outcome.receipt = await send(notifier, alert, renderer or Renderer())
             outcome.error = None
             return outcome
         except DeliveryError as error:

@@ -11,6 +11,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from monitor import __version__
+from monitor.alerts.render import Renderer
 from monitor.errors import DeliveryError
 from monitor.models import PendingAlert, WebhookNotifier
 
@@ -67,8 +68,9 @@ def receipt(response: httpx.Response) -> str:
     return f"HTTP {response.status_code} {response.reason_phrase}" + (f": {text}" if text else "")
 
 
-async def send(notifier: WebhookNotifier, alert: PendingAlert) -> str:
-    """POST the alert; returns the receiver's answer, raises DeliveryError unless it was 2xx."""
+async def send(notifier: WebhookNotifier, alert: PendingAlert, renderer: Renderer | None = None) -> str:
+    """POST the stored document as is (a receiver reads JSON, not our templates, so `renderer`
+    is unused); returns the receiver's answer, raises DeliveryError unless it was 2xx."""
     body = alert.body.encode("utf-8")
     try:
         # `timeout` bounds the whole send (connect, request, answer): httpx's own timeouts are
