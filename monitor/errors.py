@@ -43,11 +43,19 @@ class DeliveryError(MonitorError):
     """An alert could not be delivered; it stays in the outbox and is retried. `owed` names the
     recipients still to be sent it when others already accepted it (None: all of them).
     `permanent`: the receiver refused this alert for good (retrying will not help).
-    `retry_after`: seconds the receiver asked us to wait (HTTP Retry-After)."""
+    `retry_after`: seconds the receiver asked us to wait (HTTP Retry-After).
+    `local`: the fault is ours with this one message (a template), not the receiver's."""
 
     def __init__(self, message: str, owed: tuple[str, ...] | None = None, *,
-                 permanent: bool = False, retry_after: float | None = None) -> None:
+                 permanent: bool = False, retry_after: float | None = None,
+                 local: bool = False) -> None:
         super().__init__(message)
         self.owed = owed
         self.permanent = permanent
         self.retry_after = retry_after
+        self.local = local
+
+    @property
+    def receiver_down(self) -> bool:
+        """The receiver took nothing: its other messages would fare no better now."""
+        return self.owed is None and not self.permanent and not self.local

@@ -110,8 +110,8 @@ async def _deliver_queue(store: Store, notifier: Notifier, alerts: list[PendingA
         retry_at = _defer(store, alert, error)
         logger.warning("alert %s to %s failed (%d attempts in this pass); next try after %s: %s",
                        alert.id, notifier.name, outcome.attempts, retry_at, error)
-        if error.owed is None:
-            # The receiver is down: the rest of its queue waits as long as this alert does.
+        if error.receiver_down:
+            # The rest of the notifier's queue waits as long as this alert does.
             store.defer_notifier(notifier.name, retry_at)
             return
 
@@ -136,12 +136,13 @@ async def send_with_retries(store: Store, notifier: Notifier, alert: PendingAler
             # A fault of ours (a template, a malformed stored body) stays with this message and
             # is retried like a refusal: the pass and the other alerts go on.
             logger.exception("alert %s to %s: sending failed", alert.id, notifier.name)
-            outcome.error = exc = DeliveryError(f"internal error: {error!r}"[:500])
+            outcome.error = exc = DeliveryError(f"internal error: {error!r}"[:500], local=True)
             store.mark_failed(alert.id, str(exc))
             return outcome
-        if exc.permanent or exc.owed is not None:
-            # Refused for good, or a mail server that took it for some recipients and refused
-            # the others: those are tried again on their own in a later pass, not seconds later.
+        if not exc.receiver_down:
+            # Refused for good, a mail server that took it for some recipients and refused the
+            # others (those are tried again on their own in a later pass, not seconds later), or
+            # a fault of ours with this message that a retry would repeat.
             return outcome
         wait = retry_wait(outcome.attempts, exc.retry_after)
         if time.monotonic() + wait > deadline:

@@ -89,7 +89,7 @@ class Renderer:
                 # in the outbox and goes once the template is mended (or gives up in time).
                 line = getattr(exc, "lineno", None)
                 where = f"{name}, line {line}" if line else name
-                raise DeliveryError(f"message template {where}: {exc.message or exc}") from exc
+                raise DeliveryError(f"message template {where}: {exc.message or exc}", local=True) from exc
 
         # Folded to one line whatever a template writes: a line break in a header would let a
         # web title add headers of its own.
