@@ -123,6 +123,13 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument("query", metavar="WATCHLIST|QUERY")
     backtest.add_argument("--since", default="30d", help="how far back (default 30d)")
     backtest.set_defaults(handler=cmd_backtest)
+    digest = commands.add_parser(
+        "digest", parents=[common], help="bundle and send the digests now (for cron)",
+        description="Bundle the alerts held for the digests of the named watchlists (default: "
+        "every watchlist with a digest) and send them now, one per digest and notifier; then "
+        "deliver the rest of the outbox. For running digests from cron instead of `monitor run`.")
+    digest.add_argument("watchlists", metavar="WATCHLIST", nargs="*")
+    digest.set_defaults(handler=cmd_digest)
     return parser
 
 
@@ -321,6 +328,49 @@ def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
               f"(since {args.since}; nothing was sent)")
     finally:
         store.close()
+    return EXIT_OK
+
+
+def cmd_digest(config: Config, args: argparse.Namespace) -> int:
+    from monitor.store import writer_lock
+
+    names = _digest_watchlists(config, args.watchlists)
+    with writer_lock(config.database):  # never at the same time as `run` or `once`
+        return _digest(config, names)
+
+
+def _digest_watchlists(config: Config, names: list[str]) -> list[str]:
+    with_digest = [w.name for w in config.watchlists if w.digest_schedule is not None]
+    unknown = [name for name in names if config.watchlist(name) is None]
+    if unknown:
+        raise MonitorError(f"no watchlist named {', '.join(map(repr, unknown))} "
+                           f"(watchlists: {', '.join(w.name for w in config.watchlists)})")
+    without = [name for name in names if name not in with_digest]
+    if without:
+        raise MonitorError(
+            f"watchlist {', '.join(map(repr, without))} has no digest (set delivery: digest, or "
+            f"a schedule); watchlists with a digest: {', '.join(with_digest) or 'none'}")
+    if not with_digest:
+        raise MonitorError("no watchlist has a digest (delivery: digest, or a schedule)")
+    return list(dict.fromkeys(names)) or with_digest
+
+
+def _digest(config: Config, names: list[str]) -> int:
+    from monitor.alerts.digest import bundle_and_deliver, describe_bundles
+    from monitor.store import Store
+
+    store = Store.open(config.database)
+    try:
+        bundles, delivery = asyncio.run(bundle_and_deliver(store, config, names))
+        lines = describe_bundles(store, bundles)
+    finally:
+        store.close()
+    for line in lines:
+        print(line)
+    if not bundles:
+        print(f"digest: nothing held for {', '.join(names)}; nothing sent")
+    print(f"delivery: {delivery.sent} sent, {delivery.failed} failed, {delivery.pending} pending",
+          flush=True)
     return EXIT_OK
 
 
