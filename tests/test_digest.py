@@ -170,15 +170,15 @@ def received_stories(receiver: Receiver) -> list[tuple[str, str]]:
     return [key for body in bodies(receiver) for key in keys(body)]
 
 
-def run_until_digested(config: Path, log: Path, receiver: Receiver, stories: int) -> bool:
-    """Start the daemon, wait for its first cycle and then for digests (at the next minute) with
-    `stories` stories in all, stop it. Whether the cycle ended within the minute it started."""
+def run_daemon(config: Path, log: Path, until: Callable[[], bool]) -> bool:
+    """Start the daemon, wait for its first cycle and then for `until`, stop it with SIGTERM.
+    Whether the cycle ended within the minute it started (before the next cron minute)."""
     daemon = start_daemon(config, log)
     started = datetime.now(UTC)
     try:
         wait_for(lambda: "cycle:" in log.with_suffix(".out").read_text(), daemon, 30)
         same_minute = datetime.now(UTC).minute == started.minute
-        wait_for(lambda: len(received_stories(receiver)) >= stories, daemon, 75)
+        wait_for(until, daemon, 75)
         time.sleep(1)  # the log line is written after the receiver answered
     finally:
         stop(daemon)
@@ -188,28 +188,35 @@ def run_until_digested(config: Path, log: Path, receiver: Receiver, stories: int
 def test_daemon_sends_the_digest_on_its_cron_schedule_and_never_a_story_twice(
     tmp_path: Path, site: Site, receiver: Receiver
 ) -> None:
-    # Started early in a minute, the first cycle ends before the minute does and its alerts
-    # make one digest at the minute's end.
-    if datetime.now(UTC).second > 40:
-        time.sleep(61 - datetime.now(UTC).second)
     publish(site, STORIES)
-    config = write_config(tmp_path, digest_config(site, receiver, schedule="* * * * *"))
+    # First a daemon whose digest is far off: it holds the alerts, and is stopped.
+    config = write_config(tmp_path, digest_config(site, receiver, schedule="0 0 1 1 *"))
+    run_daemon(config, tmp_path / "first.log", lambda: True)
+    assert receiver.received == []
 
-    one_minute = run_until_digested(config, tmp_path / "first.log", receiver, len(STORIES))
-
-    first = bodies(receiver)[0]
-    assert first["timezone"] == "Asia/Almaty" and first["watchlists"] == ["tokajev", "putin"]
-    if one_minute:  # else a very slow first cycle ran over the minute: its alerts make two
-        assert len(receiver.received) == 1, "one digest for the minute"
-        assert keys(first) == [("tokajev", "t2"), ("tokajev", "t3"), ("tokajev", "t1"),
-                               ("putin", "p2"), ("putin", "p1")]
-        assert "digest: 5 stories for tokajev, putin → siem" in (tmp_path / "first.log").read_text()
-
+    # Restarted with a digest every minute and two more stories. Started early in a minute, its
+    # first cycle ends before the minute does, so that all its alerts make one digest.
     publish(site, STORIES | LATER)
-    sent_before = len(receiver.received)
-    run_until_digested(config, tmp_path / "second.log", receiver, len(STORIES | LATER))
+    write_config(tmp_path, digest_config(site, receiver, schedule="* * * * *"))
+    if datetime.now(UTC).second > 45:
+        time.sleep(61 - datetime.now(UTC).second)
+    expected = len(STORIES | LATER)
+    one_minute = run_daemon(config, tmp_path / "second.log",
+                            lambda: len(received_stories(receiver)) >= expected)
 
     every = received_stories(receiver)
-    assert len(every) == len(set(every)) == len(STORIES | LATER), "every story once, none twice"
-    assert keys(bodies(receiver)[-1]) == [("tokajev", "t4"), ("putin", "p3")]
-    assert len(receiver.received) == sent_before + 1
+    assert len(every) == len(set(every)) == expected, "every story once, none twice"
+    digest = bodies(receiver)[0]
+    assert digest["kind"] == "digest" and digest["timezone"] == "Asia/Almaty"
+    assert digest["watchlists"] == ["tokajev", "putin"]
+    if one_minute:  # else a very slow first cycle ran over the minute: its alerts make two
+        assert len(receiver.received) == 1, "one digest for the minute"
+        assert keys(digest) == [("tokajev", "t4"), ("tokajev", "t2"), ("tokajev", "t3"),
+                                ("tokajev", "t1"), ("putin", "p3"), ("putin", "p2"), ("putin", "p1")]
+        assert "digest: 7 stories for tokajev, putin → siem" in (tmp_path / "second.log").read_text()
+
+    # After the daemon, nothing is left to send: no story goes out in a second digest.
+    after = run_monitor(config, "digest")
+    assert after.returncode == 0, after.stderr
+    assert "nothing held" in after.stdout
+    assert len(received_stories(receiver)) == expected
