@@ -134,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
         "Exit 0 when it took the message, 1 when it refused it or did not answer.")
     test_notify.add_argument("notifier", metavar="NAME")
     test_notify.set_defaults(handler=cmd_test_notify)
+    digest = commands.add_parser(
+        "digest", parents=[common], help="bundle and send the digests now (for cron)",
+        description="Bundle the alerts held for the digests of the named watchlists (default: "
+        "every watchlist with a digest) and send them now, one per digest and notifier; then "
+        "deliver the rest of the outbox. For running digests from cron instead of `monitor run`.")
+    digest.add_argument("watchlists", metavar="WATCHLIST", nargs="*")
+    digest.set_defaults(handler=cmd_digest)
     return parser
 
 
@@ -472,6 +479,49 @@ def cmd_alerts_retry(config: Config, args: argparse.Namespace) -> int:
         return EXIT_NO_MATCH
     print(f"{retried} failed alert{'s' if retried != 1 else ''} put back in the outbox; the next "
           "delivery pass sends them (monitor once, or a running daemon within a minute)")
+    return EXIT_OK
+
+
+def cmd_digest(config: Config, args: argparse.Namespace) -> int:
+    from monitor.store import writer_lock
+
+    names = _digest_watchlists(config, args.watchlists)
+    with writer_lock(config.database):  # never at the same time as `run` or `once`
+        return _digest(config, names)
+
+
+def _digest_watchlists(config: Config, names: list[str]) -> list[str]:
+    with_digest = [w.name for w in config.watchlists if w.digest_schedule is not None]
+    unknown = [name for name in names if config.watchlist(name) is None]
+    if unknown:
+        raise MonitorError(f"no watchlist named {', '.join(map(repr, unknown))} "
+                           f"(watchlists: {', '.join(w.name for w in config.watchlists)})")
+    without = [name for name in names if name not in with_digest]
+    if without:
+        raise MonitorError(
+            f"watchlist {', '.join(map(repr, without))} has no digest (set delivery: digest, or "
+            f"a schedule); watchlists with a digest: {', '.join(with_digest) or 'none'}")
+    if not with_digest:
+        raise MonitorError("no watchlist has a digest (delivery: digest, or a schedule)")
+    return list(dict.fromkeys(names)) or with_digest
+
+
+def _digest(config: Config, names: list[str]) -> int:
+    from monitor.alerts.digest import bundle_and_deliver, describe_bundles
+    from monitor.store import Store
+
+    store = Store.open(config.database)
+    try:
+        bundles, delivery = asyncio.run(bundle_and_deliver(store, config, names))
+        lines = describe_bundles(store, bundles)
+    finally:
+        store.close()
+    for line in lines:
+        print(line)
+    if not bundles:
+        print(f"digest: nothing held for {', '.join(names)}; nothing sent")
+    print(f"delivery: {delivery.sent} sent, {delivery.failed} failed, {delivery.pending} pending",
+          flush=True)
     return EXIT_OK
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from monitor.alerts.digest import Bundle, Hold, bundle_and_deliver, hold_for, release_catchups
 from monitor.alerts.outbox import DeliveryReport, deliver_pending
 from monitor.alerts.payload import StoryContext, build_body, new_alert_id
 from monitor.alerts.trouble import report_source_trouble
@@ -102,8 +103,9 @@ async def run_cycle(monitor: Monitor, sources: Sequence[Source]) -> CycleReport:
 
 async def deliver(monitor: Monitor) -> DeliveryReport:
     async with monitor.delivery_lock:
-        # Every pass (each `once`, and the daemon's every minute) first looks for sources that
-        # started or stopped failing or going silent, so their notices go out in this pass.
+        # Catch-ups of hours that have ended join the outbox first, and go out in this pass;
+        # so do notices of sources that started or stopped failing or going silent.
+        release_catchups(monitor.store, monitor.config)
         check_sources(monitor)
         return await deliver_pending(monitor.store, monitor.config)
 
@@ -114,6 +116,13 @@ def check_sources(monitor: Monitor) -> None:
     except Exception:
         # A notice about the monitor itself must never cost an alert.
         logger.exception("checking the sources for trouble failed; alerts are delivered anyway")
+
+
+async def send_digests(monitor: Monitor, watchlists: Sequence[str]) -> tuple[list[Bundle], DeliveryReport]:
+    """Bundle the held alerts of these watchlists into their digests and deliver the outbox,
+    in one hold of the delivery lock."""
+    async with monitor.delivery_lock:
+        return await bundle_and_deliver(monitor.store, monitor.config, watchlists)
 
 
 async def poll_sources(monitor: Monitor, sources: Sequence[Source], report: CycleReport) -> None:
@@ -370,6 +379,7 @@ def _save_matched(monitor: Monitor, watchlists: dict[str, Watchlist], article: S
         monitor.store.save_matches(article.id, [], [], skipped=matched.stopped)
     else:
         created = utcnow()
+        now = datetime.fromisoformat(created)
         # Story lookups only for the few articles that matched: this loop sees every article.
         story_id, context = _story_context(monitor.store, article)
         already = monitor.store.alerted_watchlists(story_id) if story_id else set()
@@ -378,9 +388,13 @@ def _save_matched(monitor: Monitor, watchlists: dict[str, Watchlist], article: S
             # The alert is kept in the outbox: it quotes the snippet, not the outlet's summary.
             article = replace(article, summary="", text="")
         for record in records:
-            if record.watchlist not in already:
-                alerts += [_alert(record, notifier, article, created, context)
-                           for notifier in watchlists[record.watchlist].notify]
+            if record.watchlist in already:
+                continue
+            watchlist = watchlists[record.watchlist]
+            # One decision per story and watchlist: all its notifiers get it now, or none.
+            hold = hold_for(monitor.store, watchlist, now)
+            alerts += [_alert(record, notifier, article, created, context, hold)
+                       for notifier in watchlist.notify]
         # The hits found still alert when matching stopped short; the reason stays with the article.
         report.alerts_created += monitor.store.save_matches(article.id, records, alerts, story_id,
                                                             skipped=matched.stopped)
@@ -400,10 +414,12 @@ def _story_context(store: Store, article: StoredArticle) -> tuple[int | None, St
 
 
 def _alert(hit: MatchRecord, notifier: str, article: StoredArticle, created: str,
-           story: StoryContext) -> NewAlert:
+           story: StoryContext, hold: Hold) -> NewAlert:
     alert_id = new_alert_id()
-    body = build_body(alert_id, hit.watchlist, article, hit.words, hit.snippet, created, story)
-    return NewAlert(alert_id, hit.watchlist, notifier, body)
+    body = build_body(alert_id, hit.watchlist, article, hit.words, hit.snippet, created, story,
+                      held_back=hold.held_back)
+    return NewAlert(alert_id, hit.watchlist, notifier, body, hold=hold.hold,
+                    release_at=hold.release_at)
 
 
 def wanted_language(lang: str | None, languages: tuple[str, ...]) -> bool:

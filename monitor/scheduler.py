@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.alerts.digest import describe_bundles, digest_groups
 from monitor.alerts.outbox import DeliveryReport
 from monitor.config import load_config
 from monitor.crawl import STOP_GRACE, Crawler
 from monitor.errors import MonitorError, StoreError
 from monitor.models import Config, Source
-from monitor.pipeline import CycleReport, Monitor, build_matcher, deliver, run_cycle
+from monitor.pipeline import CycleReport, Monitor, build_matcher, deliver, run_cycle, send_digests
 from monitor.store import Store
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,15 @@ class Daemon:
             self._tracked, IntervalTrigger(seconds=DELIVERY_INTERVAL), args=[self._deliver],
             id="deliver", max_instances=1, coalesce=True, replace_existing=True,
         )
+        for (schedule, timezone), group in digest_groups(config.watchlists).items():
+            # A digest runs however late its time was missed (the loop busy, the clock jumped):
+            # its alerts are held for it. Missed runs while stopped are not made up for; the
+            # next one carries everything held.
+            self.scheduler.add_job(
+                self._tracked, CronTrigger.from_crontab(schedule, timezone=timezone),
+                args=[self._digest, [w.name for w in group]], id=f"digest:{schedule}|{timezone}",
+                max_instances=1, coalesce=True, misfire_grace_time=None, replace_existing=True,
+            )
 
     async def _tracked(self, job: Callable, *args: object) -> None:
         if self.stopping.is_set():
@@ -101,6 +112,16 @@ class Daemon:
             logger.info("delivery: %d sent, %d failed, %d pending",
                         report.sent, report.failed, report.pending)
         return report
+
+    async def _digest(self, watchlists: list[str]) -> None:
+        bundles, report = await send_digests(self.monitor, watchlists)
+        for line in describe_bundles(self.monitor.store, bundles):
+            logger.info("%s", line)
+        if not bundles:
+            logger.info("digest: nothing held for %s", ", ".join(watchlists))
+        if report.failed:
+            logger.info("delivery: %d sent, %d failed, %d pending",
+                        report.sent, report.failed, report.pending)
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()

@@ -626,6 +626,89 @@ class Store:
         return {row[0]: row[1] for row in self.db.execute(
             f"SELECT id, status FROM alerts WHERE id IN ({', '.join('?' for _ in ids)})", ids)}
 
+    # --- held alerts: digests and catch-ups (monitor/alerts/digest.py) ----------------------
+
+    def immediate_stories_since(self, watchlist: str, since: str) -> int:
+        """The stories of the watchlist that went out as immediate alerts (sent or on their way,
+        not held back) from `since` on. A story alerts each of the watchlist's notifiers, so its
+        stories are counted, not its outbox rows."""
+        return self.db.execute(
+            "SELECT count(DISTINCT COALESCE('s' || story_id, 'a' || article_id)) FROM alerts"
+            " WHERE watchlist = ? AND kind = 'alert' AND created >= ? AND status NOT IN (?, ?)",
+            [watchlist, since, HELD, BUNDLED]).fetchone()[0]
+
+    def held_alerts(self, hold: str, watchlists: Iterable[str] | None = None,
+                    due: str | None = None) -> list[HeldAlert]:
+        """Alerts held back for `hold` (of these watchlists; with `due`, only those whose
+        release time has come), oldest first."""
+        sql = (f"SELECT {_HELD_COLUMNS} FROM alerts WHERE status = ? AND hold = ?"
+               " AND kind = 'alert'")
+        params: list = [HELD, hold]
+        if watchlists is not None:
+            names = list(watchlists)
+            sql += f" AND watchlist IN ({', '.join('?' for _ in names)})"
+            params += names
+        if due is not None:
+            sql += " AND release_at <= ?"
+            params.append(due)
+        return [HeldAlert(**row) for row in self.db.query(sql + " ORDER BY created, rowid", params)]
+
+    def bundle_held(self, message: PendingAlert, alert_ids: Iterable[str]) -> bool:
+        """Put `message` (a digest or catch-up) in the outbox and mark the held alerts it carries
+        as bundled into it, in one transaction: a held alert is in exactly one message, whatever
+        stops the monitor when. False (and nothing written) when one of them was no longer held."""
+        ids = list(alert_ids)
+        now = utcnow()
+        try:
+            with self.db.atomic():
+                self._insert_message(message, now)
+                for chunk in _chunks(ids, 500):
+                    changed = self.db.execute(
+                        f"UPDATE alerts SET status = ?, bundle = ? WHERE status = ?"
+                        f" AND id IN ({', '.join('?' for _ in chunk)})",
+                        [BUNDLED, message.id, HELD, *chunk]).rowcount
+                    if changed != len(chunk):
+                        raise _AlreadyBundled
+        except _AlreadyBundled:
+            return False
+        return True
+
+    def last_message_created(self, kind: str, watchlist: str, notifier: str) -> str | None:
+        """When the last message of this kind for these watchlists to this notifier was made."""
+        return self.db.execute(
+            "SELECT max(created) FROM alerts WHERE kind = ? AND watchlist = ? AND notifier = ?",
+            [kind, watchlist, notifier]).fetchone()[0]
+
+    def message_status(self, message_id: str) -> str | None:
+        row = self.db.execute("SELECT status FROM alerts WHERE id = ?", [message_id]).fetchone()
+        return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class HeldAlert:
+    """An alert held back for a digest or an hour's catch-up."""
+
+    id: str
+    watchlist: str
+    notifier: str
+    body: str
+    story_id: int | None
+    article_id: int | None
+    created: str
+    release_at: str | None
+
+
+_HELD_COLUMNS = "id, watchlist, notifier, body, story_id, article_id, created, release_at"
+
+
+class _AlreadyBundled(Exception):
+    """Raised inside bundle_held's transaction to roll it back."""
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
 
 def _alert_filter(statuses: Iterable[str], since: str | None, watchlist: str | None,
                   notifier: str | None) -> tuple[str, list]:

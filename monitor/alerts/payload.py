@@ -33,6 +33,7 @@ def build_body(
     snippet: str,
     created: str,
     story: StoryContext = StoryContext(),
+    held_back: str | None = None,
 ) -> str:
     document = {
         "id": alert_id,
@@ -53,6 +54,8 @@ def build_body(
         "snippet": snippet,
         "also_seen_at": list(story.also_seen_at),
     }
+    if held_back:  # the alert that reached its watchlist's max_per_hour says what follows
+        document["held_back"] = held_back
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
