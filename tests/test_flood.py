@@ -139,6 +139,24 @@ def test_with_a_schedule_the_overflow_goes_into_the_digest(
     assert len(sent) == len(set(sent)) == ARTICLES
 
 
+def test_alerts_held_for_a_digest_the_watchlist_no_longer_has_go_out_as_a_catch_up(
+    tmp_path: Path, site: Site, receiver: Receiver
+) -> None:
+    clear_of_the_hour_end()
+    flood_feed(site, 8)
+    config = write_config(tmp_path, flood_config(site, receiver, schedule="0 7 * * *"))
+    assert run_monitor(config, "once").returncode == 0
+    assert len(receiver.bodies()) == LIMIT
+
+    # The user drops the schedule: no digest will ever carry the three held alerts.
+    write_config(tmp_path, flood_config(site, receiver))
+    assert run_monitor(config, "once").returncode == 0
+
+    (catchup,) = [json.loads(body) for body in receiver.bodies()[LIMIT:]]
+    assert catchup["kind"] == "catchup" and len(catchup["stories"]) == 8 - LIMIT
+    assert {row["status"] for row in outbox(tmp_path / "monitor.db")} == {"sent", BUNDLED}
+
+
 # --- the store: counting an hour, bundling -------------------------------------------------
 
 

@@ -165,7 +165,7 @@ def release_catchups(store: Store, config: Config, now: datetime | None = None) 
     watchlist and notifier (written to the outbox as pending; delivery sends it)."""
     now = now or datetime.now(UTC)
     due: dict[tuple[str, str], list[HeldAlert]] = {}
-    for alert in store.held_alerts(HOLD_CATCHUP, due=_iso(now)):
+    for alert in [*store.held_alerts(HOLD_CATCHUP, due=_iso(now)), *_orphaned(store, config)]:
         due.setdefault((alert.watchlist, alert.notifier), []).append(alert)
     bundles = []
     for (name, notifier), alerts in due.items():
@@ -181,6 +181,13 @@ def release_catchups(store: Store, config: Config, now: datetime | None = None) 
             bundles.append(bundle)
             logger.info("catch-up: %d stories for %s → %s", bundle.stories, name, notifier)
     return bundles
+
+
+def _orphaned(store: Store, config: Config) -> list[HeldAlert]:
+    """Alerts held for a digest their watchlist no longer has (its delivery or schedule was
+    changed, or it was removed): no digest would ever carry them, so a catch-up does."""
+    with_digest = {w.name for w in config.watchlists if w.digest_schedule is not None}
+    return [a for a in store.held_alerts(HOLD_DIGEST) if a.watchlist not in with_digest]
 
 
 def catchup_note(watchlist: Watchlist | None, name: str, count: int, since: str | None,
