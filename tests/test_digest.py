@@ -19,7 +19,7 @@ from html import escape
 from pathlib import Path
 
 from conftest import REPO, run_monitor, write_config
-from servers import Receiver, Site, webhook_receiver
+from servers import Mailbox, Receiver, Site, webhook_receiver
 
 FEED = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Nyheter</title>'
         "<link>{{base}}/</link>{items}</channel></rss>")
@@ -39,6 +39,9 @@ LATER = {
 }
 
 
+STORIES_AND_LATER = STORIES | LATER
+
+
 def publish(site: Site, stories: dict[str, tuple[str, str]]) -> None:
     items = "".join(ITEM.format(key=key, title=escape(title), published=published,
                                 summary=escape(f"Notis {key}: {title.lower()}, enligt uppgifter."))
@@ -47,10 +50,15 @@ def publish(site: Site, stories: dict[str, tuple[str, str]]) -> None:
 
 
 def digest_config(site: Site, siem: Receiver, soc: Receiver | None = None, schedule: str | None = None,
-                  timezone: str = "Asia/Almaty", send_empty: bool = False) -> dict:
+                  timezone: str = "Asia/Almaty", send_empty: bool = False,
+                  mailbox: Mailbox | None = None) -> dict:
     notifiers = [{"name": "siem", "type": "webhook", "url": siem.url}]
     if soc:
         notifiers.append({"name": "soc", "type": "webhook", "url": soc.url})
+    if mailbox:
+        notifiers.append({"name": "analytiker", "type": "email", "to": ["analys@example.se"],
+                          "from": "monitor@example.se",
+                          "smtp": {"host": mailbox.host, "port": mailbox.port, "starttls": False}})
     digest = {"delivery": "digest", "timezone": timezone, **({"schedule": schedule} if schedule else {})}
     return {
         "database": "monitor.db",
@@ -60,7 +68,8 @@ def digest_config(site: Site, siem: Receiver, soc: Receiver | None = None, sched
         "watchlists": [
             {"name": "tokajev", "query": "title:tokajev", "notify": [n["name"] for n in notifiers],
              **digest, **({"send_empty": True} if send_empty else {})},
-            {"name": "putin", "query": "title:putin", "notify": ["siem"], **digest},
+            {"name": "putin", "query": "title:putin",
+             "notify": ["siem", *(["analytiker"] if mailbox else [])], **digest},
             {"name": "direkt", "query": "title:ingenting-matchar-detta", "notify": ["siem"]},
         ],
         "notifiers": notifiers,
@@ -186,18 +195,19 @@ def run_daemon(config: Path, log: Path, until: Callable[[], bool]) -> bool:
 
 
 def test_daemon_sends_the_digest_on_its_cron_schedule_and_never_a_story_twice(
-    tmp_path: Path, site: Site, receiver: Receiver
+    tmp_path: Path, site: Site, receiver: Receiver, mailbox: Mailbox
 ) -> None:
     publish(site, STORIES)
     # First a daemon whose digest is far off: it holds the alerts, and is stopped.
-    config = write_config(tmp_path, digest_config(site, receiver, schedule="0 0 1 1 *"))
+    config = write_config(tmp_path, digest_config(site, receiver, schedule="0 0 1 1 *",
+                                                  mailbox=mailbox))
     run_daemon(config, tmp_path / "first.log", lambda: True)
     assert receiver.received == []
 
     # Restarted with a digest every minute and two more stories. Started early in a minute, its
     # first cycle ends before the minute does, so that all its alerts make one digest.
     publish(site, STORIES | LATER)
-    write_config(tmp_path, digest_config(site, receiver, schedule="* * * * *"))
+    write_config(tmp_path, digest_config(site, receiver, schedule="* * * * *", mailbox=mailbox))
     if datetime.now(UTC).second > 45:
         time.sleep(61 - datetime.now(UTC).second)
     expected = len(STORIES | LATER)
@@ -209,11 +219,21 @@ def test_daemon_sends_the_digest_on_its_cron_schedule_and_never_a_story_twice(
     digest = bodies(receiver)[0]
     assert digest["kind"] == "digest" and digest["timezone"] == "Asia/Almaty"
     assert digest["watchlists"] == ["tokajev", "putin"]
+    assert len(mailbox.messages) == len(receiver.received), "one email per digest"
     if one_minute:  # else a very slow first cycle ran over the minute: its alerts make two
         assert len(receiver.received) == 1, "one digest for the minute"
         assert keys(digest) == [("tokajev", "t4"), ("tokajev", "t2"), ("tokajev", "t3"),
                                 ("tokajev", "t1"), ("putin", "p3"), ("putin", "p2"), ("putin", "p1")]
         assert "digest: 7 stories for tokajev, putin → siem" in (tmp_path / "second.log").read_text()
+        # The email notifier of both watchlists: one email for the digest, grouped the same
+        # way, its times on the watchlists' clock (Almaty, UTC+5).
+        (mail,) = mailbox.messages
+        assert mail["Subject"] == "[tokajev, putin] Digest: 7 stories"
+        text = mail.get_body(("plain",)).get_content()
+        order = [text.index(STORIES_AND_LATER[key][0]) for key in ("t4", "t2", "t3", "t1", "p3", "p2", "p1")]
+        assert order == sorted(order) and text.index("== tokajev") < text.index("== putin")
+        assert "2026-11-26 11:00 +05" in text  # t4, published 06:00 UTC
+        assert "Times are Asia/Almaty." in text
 
     # After the daemon, nothing is left to send: no story goes out in a second digest.
     after = run_monitor(config, "digest")
