@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from monitor import __version__
 from monitor.config import load_config, resolve_config_path
 from monitor.errors import AlreadyRunning, ConfigError, MonitorError, QueryError, StoreError
-from monitor.models import BLOCKED_BY_ROBOTS, Config, blocked_by_robots
+from monitor.models import BLOCKED_BY_ROBOTS, Config, Watchlist, blocked_by_robots
 from monitor.redact import RedactingFilter, config_secrets, redact
 
 if TYPE_CHECKING:  # the pipeline pulls in Scrapy and the matcher; the CLI is up before them
@@ -201,12 +201,23 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
     print(f"watchlists ({len(config.watchlists)}):" if config.watchlists else
           "watchlists (0): none — articles are collected, nothing alerts")
     for w in config.watchlists:
-        print(f"  {w.name:<22} → {', '.join(w.notify) or '(no notifier)'}")
+        print(f"  {w.name:<22} → {', '.join(w.notify) or '(no notifier)'}  ({_delivery(w)})")
         print(f"    {w.query}")
     print(f"notifiers ({len(config.notifiers)}):")
     for n in config.notifiers:
         print(f"  {n.name:<22} {n.type}")
     return EXIT_OK
+
+
+def _delivery(watchlist: Watchlist) -> str:
+    """How the watchlist's alerts go out, in a few words."""
+    parts = [watchlist.delivery]
+    if watchlist.digest_schedule:
+        parts.append(f"digest '{watchlist.digest_schedule}'")
+    if watchlist.max_per_hour:
+        parts.append(f"at most {watchlist.max_per_hour}/hour")
+    parts.append(watchlist.timezone)
+    return ", ".join(parts)
 
 
 def cmd_sources(config: Config, args: argparse.Namespace) -> int:

@@ -326,6 +326,19 @@ def _duration(s: _Section, key: str, default: int, minimum: int = MIN_INTERVAL) 
     return seconds
 
 
+def _seconds(s: _Section, key: str, default: float) -> float:
+    """A timeout: a number of seconds (fractions allowed) or a duration such as 30s or 1m."""
+    raw = s.take(key, (str, int, float), default)
+    if isinstance(raw, str):
+        try:
+            raw = parse_duration(raw)
+        except ValueError as exc:
+            raise s.error(key, str(exc)) from None
+    if raw <= 0:
+        raise s.error(key, f"must be more than 0 seconds, got {raw!r}")
+    return float(raw)
+
+
 def _url(s: _Section, key: str) -> str:
     url = s.take(key, str)
     if not re.match(r"^https?://[^/\s]+", url):
@@ -460,7 +473,7 @@ def _apprise(s: _Section, name: str) -> AppriseNotifier:
             scheme = url.split("://", 1)[0] if "://" in url else "(none)"
             raise s.error(f"urls[{i}]", f"not an Apprise URL Apprise understands (scheme "
                                         f"{scheme!r}); see the Apprise wiki for each service's form")
-    return AppriseNotifier(name=name, type="apprise", urls=urls, timeout=s.take("timeout", float, 30.0))
+    return AppriseNotifier(name=name, type="apprise", urls=urls, timeout=_seconds(s, "timeout", 30.0))
 
 
 def _log(s: _Section, name: str) -> LogNotifier:
@@ -482,7 +495,7 @@ def _email(s: _Section, name: str) -> EmailNotifier:
         ssl=smtp.take("ssl", bool, False),
         username=smtp.take("username", str, None) or None,
         password=smtp.take("password", str, None) or None,
-        timeout=smtp.take("timeout", float, 30.0),
+        timeout=_seconds(smtp, "timeout", 30.0),
     )
     smtp.done()
     if settings.ssl and settings.starttls:
@@ -497,7 +510,7 @@ def _webhook(s: _Section, name: str) -> WebhookNotifier:
         type="webhook",
         url=_url(s, "url"),
         secret=s.take("secret", str, None) or None,
-        timeout=s.take("timeout", float, 15.0),
+        timeout=_seconds(s, "timeout", 15.0),
         headers=tuple((str(k), str(v)) for k, v in headers.items()),
     )
 
@@ -521,6 +534,12 @@ def _templates(root: _Section, path: Path) -> Path | None:
         folder = path.parent / folder
     if not folder.is_dir():
         raise root.error("templates", f"{str(folder)!r} is not a folder")
+    from monitor.alerts.render import Renderer  # Jinja2 only for configs with templates
+
+    try:
+        Renderer(folder).check()
+    except ValueError as exc:
+        raise root.error("templates", f"a template in {str(folder)!r} does not compile: {exc}") from None
     return folder
 
 

@@ -160,3 +160,75 @@ def test_user_agent_names_the_project_and_the_contact(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, text), {"WEBHOOK_SECRET": "s"})
     assert config.crawl.user_agent.startswith("monitor/")
     assert config.crawl.user_agent.endswith("(+mailto:drift@example.se)")
+
+
+# --- alerts: delivery, digests, flood control, retries, channels, operations (issue 13) --------
+
+
+def test_alert_options_load_with_their_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID), {"WEBHOOK_SECRET": "s"})
+    (watchlist,) = config.watchlists
+    assert (watchlist.delivery, watchlist.schedule, watchlist.timezone) == ("immediate", None,
+                                                                            "Europe/Stockholm")
+    assert watchlist.digest_schedule is None and watchlist.max_per_hour is None
+    siem = config.notifier("siem")
+    assert (siem.retry_within, siem.give_up_after, siem.timeout) == (30.0, 86400, 15.0)
+    assert config.operations.notify == () and config.operations.alert_after == 6 * 3600
+    digest = load_config(write(tmp_path, VALID.replace(
+        "    notify: [siem]", "    notify: [siem]\n    delivery: digest\n    timezone: Asia/Almaty")),
+        {"WEBHOOK_SECRET": "s"})
+    assert digest.watchlists[0].digest_schedule == "0 7 * * *"
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    ("    delivery: daily", "watchlists[0].delivery: expected immediate or digest, got 'daily'"),
+    ("    schedule: '0 25 * * *'", "watchlists[0].schedule: not a cron expression"),
+    ("    timezone: Europe/Stokholm", "watchlists[0].timezone: unknown time zone 'Europe/Stokholm'"),
+    ("    max_per_hour: 0", "watchlists[0].max_per_hour: must be at least 1"),
+    ("    delivery: digest\n    max_per_hour: 5", "watchlists[0].max_per_hour: a digest watchlist"),
+    ("    send_empty: true", "watchlists[0].send_empty: only a watchlist with a digest"),
+])
+def test_bad_watchlist_delivery_names_the_key(tmp_path: Path, lines: str, expected: str) -> None:
+    message = error_for(tmp_path, VALID.replace("    notify: [siem]", f"    notify: [siem]\n{lines}"))
+    assert message.startswith(expected), message
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    ("    retry_within: soon", "notifiers[0].retry_within: not a duration"),
+    ("    give_up_after: 0", "notifiers[0].give_up_after: must be at least 1s"),
+    ("    timeout: -1", "notifiers[0].timeout: must be more than 0 seconds"),
+])
+def test_bad_notifier_retry_settings_name_the_key(tmp_path: Path, lines: str, expected: str) -> None:
+    message = error_for(tmp_path, VALID + lines + "\n")
+    assert message.startswith(expected), message
+
+
+def test_timeouts_take_durations(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID + "    timeout: 1m\n    retry_within: 0\n"),
+                         {"WEBHOOK_SECRET": "s"})
+    assert (config.notifier("siem").timeout, config.notifier("siem").retry_within) == (60.0, 0.0)
+
+
+def test_operations_notify_must_name_a_notifier(tmp_path: Path) -> None:
+    message = error_for(tmp_path, VALID + "operations:\n  notify: [siemm]\n")
+    assert message.startswith("operations.notify[0]: notifier 'siemm' is not defined under "
+                              "notifiers; did you mean 'siem'?")
+
+
+def test_a_user_template_that_does_not_compile_is_refused_at_load(tmp_path: Path) -> None:
+    (tmp_path / "mallar").mkdir()
+    (tmp_path / "mallar" / "alert.html").write_text("<p>{{ story.title </p>\n")
+    message = error_for(tmp_path, VALID + "templates: mallar\n")
+    assert message.startswith("templates: a template in")
+    assert "alert.html, line 1" in message
+    (tmp_path / "mallar" / "alert.html").write_text("<p>{{ story.title }}</p>\n")
+    assert load_config(write(tmp_path, VALID + "templates: mallar\n"),
+                       {"WEBHOOK_SECRET": "s"}).templates == tmp_path / "mallar"
+
+
+def test_an_apprise_url_apprise_does_not_know_is_refused_without_quoting_it(tmp_path: Path) -> None:
+    text = VALID + ("  - name: chatt\n    type: apprise\n"
+                    "    urls: ['nosuchservice://hemlig-token-123']\n")
+    message = error_for(tmp_path, text)
+    assert message.startswith("notifiers[1].urls[0]: not an Apprise URL")
+    assert "hemlig-token-123" not in message

@@ -69,6 +69,18 @@ class Renderer:
         self.environment.filters.update(localtime=local_time, emphasise=emphasise, one_line=one_line)
         self.timezones = dict(timezones or {})
 
+    def check(self) -> None:
+        """Compile every template the user's folder overrides: a syntax error shows when the
+        config is loaded (`monitor check`, start, reload), not at the first send."""
+        loader = self.environment.loader.loaders[0] if len(self.environment.loader.loaders) > 1 else None
+        for name in loader.list_templates() if loader else ():
+            try:
+                self.environment.get_template(name)
+            except TemplateError as exc:
+                line = getattr(exc, "lineno", None)
+                raise ValueError(f"{name}{f', line {line}' if line else ''}: "
+                                 f"{getattr(exc, 'message', None) or exc}") from None
+
     @classmethod
     def for_config(cls, config: Config) -> Renderer:
         return cls(config.templates, {w.name: w.timezone for w in config.watchlists})
