@@ -575,7 +575,8 @@ def format_delivery(delivery: DeliveryReport) -> str:
     attempts, nothing failed or held back) is left out, to keep the line short."""
     parts = [f"{delivery.sent} sent"]
     if delivery.failed:
-        parts.append(f"{delivery.failed} failed attempt{'s' if delivery.failed != 1 else ''}")
+        # Messages this pass could not deliver (each after its retries within the pass).
+        parts.append(f"{delivery.failed} not delivered this pass")
     if delivery.gave_up:
         parts.append(f"{delivery.gave_up} given up")
     parts.append(f"{delivery.pending} pending")
