@@ -31,9 +31,11 @@ from monitor.models import (
     Config,
     CrawlSettings,
     EmailNotifier,
+    HttpSettings,
     LogNotifier,
     Notifier,
     OperationsSettings,
+    RetentionSettings,
     SmtpSettings,
     Source,
     Watchlist,
@@ -47,6 +49,8 @@ DEFAULT_USER_AGENT = f"monitor/{__version__} (news monitoring)"
 SOURCE_TYPES = ("feed", "sitemap", "page")
 NOTIFIER_TYPES = ("email", "webhook", "apprise", "log")
 DELIVERY_MODES = (IMMEDIATE, DIGEST)
+LOG_FORMATS = ("text", "json")
+LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"(\d+)\s*([smhd])")
@@ -282,6 +286,12 @@ def _build(root: _Section, path: Path) -> Config:
     watchlists = _unique(root.items("watchlists", []), _watchlist, "watchlists")
     operations = _operations(root.section("operations", {}))
     templates = _templates(root, path)
+    http = _http(root.section("http", None)) if root.data.get("http") is not None else None
+    root.known.add("http")
+    retention = _retention(root.section("retention", {}))
+    log_format = root.take("log_format", str, "text")
+    if log_format not in LOG_FORMATS:
+        raise root.error("log_format", f"expected {' or '.join(LOG_FORMATS)}, got {log_format!r}")
     root.done()
     _check_references(root, watchlists, notifiers)
     _check_operations(root, operations, notifiers)
@@ -294,6 +304,9 @@ def _build(root: _Section, path: Path) -> Config:
         crawl=crawl,
         operations=operations,
         templates=templates,
+        http=http,
+        retention=retention,
+        log_format=log_format,
     )
 
 
@@ -523,6 +536,35 @@ def _operations(s: _Section) -> OperationsSettings:
     )
     s.done()
     return settings
+
+
+def _http(s: _Section) -> HttpSettings:
+    """http: {listen: "127.0.0.1:8080", auth: {token: ...}}; a listener on another address than
+    the loopback needs a token (the pages show what the monitor collected)."""
+    listen = s.take("listen", str, "127.0.0.1:8080")
+    host, _, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise s.error("listen", f"expected HOST:PORT such as 127.0.0.1:8080, got {listen!r}")
+    auth = s.section("auth", {})
+    token = auth.take("token", str, None) or None
+    auth.done()
+    s.done()
+    if host not in LOCAL_HOSTS and token is None:
+        raise s.error("listen", f"{listen!r} is reachable from other machines: set http.auth.token "
+                                f"(e.g. token: \"${{MONITOR_WEB_TOKEN}}\") or listen on 127.0.0.1")
+    return HttpSettings(host=host, port=int(port_text), token=token)
+
+
+def _retention(s: _Section) -> RetentionSettings:
+    text = _duration(s, "text", None, minimum=86400) if s.data.get("text") is not None else None
+    articles = (_duration(s, "articles", None, minimum=86400)
+                if s.data.get("articles") is not None else None)
+    s.known.update({"text", "articles"})
+    s.done()
+    if text is not None and articles is not None and articles < text:
+        raise s.error("articles", "must be at least as long as retention.text")
+    return RetentionSettings(text=text, articles=articles)
 
 
 def _templates(root: _Section, path: Path) -> Path | None:

@@ -121,6 +121,23 @@ class OperationsSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """The daemon's own HTTP listener: /healthz, /metrics, /feeds/WATCHLIST.atom (and pages)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None  # http.auth.token: required as a Bearer token when set
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long stored articles keep their text, and their rows (None: for ever)."""
+
+    text: int | None = None  # seconds after first seen; the text and summary are emptied
+    articles: int | None = None  # seconds after first seen; the row goes (its identity stays)
+
+
+@dataclass(frozen=True)
 class CrawlSettings:
     user_agent: str
     timeout: int = 30
@@ -146,6 +163,9 @@ class Config:
     crawl: CrawlSettings
     operations: OperationsSettings = field(default_factory=OperationsSettings)
     templates: Path | None = None  # a folder of Jinja2 templates overriding the shipped ones
+    http: HttpSettings | None = None  # None: no listener
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    log_format: str = "text"  # "text" | "json"
 
     def notifier(self, name: str) -> Notifier:
         return next(n for n in self.notifiers if n.name == name)

@@ -75,6 +75,8 @@ class RedactingFilter(logging.Filter):
 def config_secrets(config: Config) -> Iterator[str]:
     """Values of the config that are credentials wherever they appear: webhook secrets and
     headers, SMTP logins, Apprise URLs (their paths carry the tokens)."""
+    if config.http is not None and config.http.token:
+        yield config.http.token
     for notifier in config.notifiers:
         yield from (value for _, value in getattr(notifier, "headers", ()))
         yield from getattr(notifier, "urls", ())
