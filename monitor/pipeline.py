@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -61,6 +62,11 @@ class CycleReport:
     matched_articles: int = 0
     alerts_created: int = 0
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    # For /metrics: matched articles and alerts written per watchlist, and each stage's wall
+    # time in seconds (poll, texts, stories, match, deliver), in the order they ran.
+    matches_by_watchlist: Counter[str] = field(default_factory=Counter)
+    alerts_by_watchlist: Counter[str] = field(default_factory=Counter)
+    durations: dict[str, float] = field(default_factory=dict)
 
     @property
     def sources_failed(self) -> int:
@@ -91,14 +97,28 @@ def build_matcher(config: Config) -> Matcher:
 
 async def run_cycle(monitor: Monitor, sources: Sequence[Source]) -> CycleReport:
     report = CycleReport()
-    await poll_sources(monitor, sources, report)
+    with timed(report, "poll"):
+        await poll_sources(monitor, sources, report)
     names = [s.name for s in sources]
-    await fetch_texts(monitor, names, report)
-    assign_stories(monitor, names)
-    await match_articles(monitor, names, report)
-    drop_texts(monitor, names)
-    report.delivery = await deliver(monitor)
+    with timed(report, "texts"):
+        await fetch_texts(monitor, names, report)
+    with timed(report, "stories"):
+        assign_stories(monitor, names)
+    with timed(report, "match"):
+        await match_articles(monitor, names, report)
+        drop_texts(monitor, names)
+    with timed(report, "deliver"):
+        report.delivery = await deliver(monitor)
     return report
+
+
+@contextmanager
+def timed(report: CycleReport, stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.durations[stage] = time.perf_counter() - started
 
 
 async def deliver(monitor: Monitor) -> DeliveryReport:
@@ -396,9 +416,15 @@ def _save_matched(monitor: Monitor, watchlists: dict[str, Watchlist], article: S
             alerts += [_alert(record, notifier, article, created, context, hold)
                        for notifier in watchlist.notify]
         # The hits found still alert when matching stopped short; the reason stays with the article.
-        report.alerts_created += monitor.store.save_matches(article.id, records, alerts, story_id,
-                                                            skipped=matched.stopped)
+        created = monitor.store.save_matches(article.id, records, alerts, story_id,
+                                             skipped=matched.stopped)
+        report.alerts_created += created
         report.matched_articles += 1
+        report.matches_by_watchlist.update(record.watchlist for record in records)
+        if created == len(alerts):
+            # The store ignores an alert only for a story that already alerted the watchlist,
+            # and `already` left those out: normally every alert above was written.
+            report.alerts_by_watchlist.update(alert.watchlist for alert in alerts)
 
 
 def sources_storing_text(monitor: Monitor) -> dict[str, bool]:

@@ -135,6 +135,31 @@ def writer_lock(database: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def write_test(path: Path, timeout: float = 1.0) -> str | None:
+    """None when a writer could start a transaction on the database now, else why not: the file
+    or its folder read-only or gone, or another connection holding the write lock for more than
+    `timeout` seconds. Takes the write lock and gives it back at once (BEGIN IMMEDIATE;
+    ROLLBACK) on a connection of its own: nothing is written. For /healthz."""
+    if not path.exists():
+        return f"{path} does not exist"
+    for target in (path, path.parent):
+        if not os.access(target, os.W_OK):
+            return f"{target} is read-only"
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True,
+                                     timeout=timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        return f"{path}: {exc}"
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        return f"{path}: {exc}"
+    finally:
+        connection.close()
+    return None
+
+
 def _open_lock_file(path: Path) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,6 +206,18 @@ class Store:
                 db.close()
             raise store_error(f"cannot open database {path}", exc) from exc
         return cls(db, path)
+
+    @classmethod
+    def open_reader(cls, path: Path, timeout: float = 1.0) -> Store:
+        """A short-lived read-only connection to an existing database, for another thread than
+        the daemon's (its own connection belongs to the loop's thread): /metrics. Never
+        creates, migrates or writes."""
+        try:
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                         timeout=timeout)
+        except sqlite3.Error as exc:
+            raise store_error(f"cannot open database {path}", exc) from exc
+        return cls(Database(connection), path)
 
     def close(self) -> None:
         self.db.close()
@@ -555,6 +592,26 @@ class Store:
         return {row[0]: row[1] for row in self.db.execute(
             "SELECT status, count(*) FROM alerts GROUP BY status")}
 
+
+    # --- metrics (/metrics, at scrape time: ranges of indexes, never a scan) ------------
+
+    def outbox_depth(self) -> dict[tuple[str, str], int]:
+        """(status, notifier) → alerts not done with: pending, held and failed. Three ranges of
+        the index alerts(status, notifier); sent and bundled rows, which grow for ever, are
+        not counted."""
+        return {(row[0], row[1]): row[2] for row in self.db.execute(
+            "SELECT status, notifier, count(*) FROM alerts WHERE status IN (?, ?, ?)"
+            " GROUP BY status, notifier", [PENDING, HELD, FAILED])}
+
+    def oldest_pending_alert(self) -> str | None:
+        """When the oldest alert still waiting to be sent was created (None: none waits)."""
+        return self.db.execute("SELECT min(created) FROM alerts WHERE status = ?",
+                               [PENDING]).fetchone()[0]
+
+    def source_successes(self) -> dict[str, tuple[str | None, int]]:
+        """Per polled source: its last successful poll (None: never) and its failures since."""
+        return {row[0]: (row[1], row[2]) for row in self.db.execute(
+            "SELECT name, last_success, consecutive_failures FROM sources")}
 
     # --- source trouble (operations notices) -------------------------------------------
 

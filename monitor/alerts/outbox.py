@@ -16,8 +16,9 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from monitor.alerts import email, log, webhook
@@ -51,6 +52,9 @@ class DeliveryReport:
     pending: int = 0  # in the outbox after the pass
     failed_total: int = 0  # failed for good, waiting for `monitor alerts retry`
     held: int = 0  # held back for a digest or an hour's catch-up
+    # For /metrics: (notifier, "sent" | "failed" | "gave_up") → alerts with that outcome in this
+    # pass ("failed": not taken this time, tried again later; "gave_up": failed for good).
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 @dataclass
@@ -65,7 +69,10 @@ async def deliver_pending(store: Store, config: Config) -> DeliveryReport:
     notifiers = {n.name: n for n in config.notifiers}
     now = datetime.now(UTC)
     for notifier in notifiers.values():
-        report.gave_up += _give_up_expired(store, notifier, now)
+        expired = _give_up_expired(store, notifier, now)
+        report.gave_up += expired
+        if expired:
+            report.outcomes[notifier.name, "gave_up"] += expired
     queues: dict[str, list[PendingAlert]] = {}
     for alert in store.pending_alerts(_iso(now)):
         if alert.notifier in notifiers:  # else removed from the config: kept for later
@@ -99,14 +106,17 @@ async def _deliver_queue(store: Store, notifier: Notifier, alerts: list[PendingA
         if outcome.error is None:
             store.mark_sent(alert.id)
             report.sent += 1
+            report.outcomes[notifier.name, "sent"] += 1
             continue
         report.failed += 1
         error = outcome.error
         if error.permanent:
             store.give_up(alert.id, str(error))
             report.gave_up += 1
+            report.outcomes[notifier.name, "gave_up"] += 1
             logger.warning("alert %s to %s refused for good: %s", alert.id, notifier.name, error)
             continue
+        report.outcomes[notifier.name, "failed"] += 1
         retry_at = _defer(store, alert, error)
         logger.warning("alert %s to %s failed (%d attempts in this pass); next try after %s: %s",
                        alert.id, notifier.name, outcome.attempts, retry_at, error)
