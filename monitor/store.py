@@ -404,6 +404,9 @@ class Store:
         free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
         if free:
             self.db.execute(f"PRAGMA incremental_vacuum({free})").fetchall()
+        # The file shrinks when the write-ahead log is copied back; then the log is emptied too
+        # (a reader still in the log only makes this a partial checkpoint, never an error).
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return free
 
     # --- export (`monitor export`, the Atom feeds) ------------------------------------------

@@ -36,7 +36,7 @@ def config(tmp_path: Path, site: Site) -> Config:
 def add(store: Store, n: int, title: str, source: str = "svt", story: int | None = None,
         watchlist: str | None = None) -> tuple[int, int]:
     entry = Entry(url=f"https://{source}.example/{n}?a=1&b=<2>", guid=f"g{n}", title=title,
-                  summary=f"Ingress {n}", published="2026-01-0{}T10:00:00+00:00".format(n % 9 + 1))
+                  summary=f"Ingress {n}", published=f"2026-01-0{n % 9 + 1}T10:00:00+00:00")
     [article] = store.save_poll_result(PollResult(source, 200, entries=(entry,)), "u", True).new
     store.save_page(PageResult(article_id=article, url=entry.url, text=f"Text {n} om CSTO."))
     story_id = store.assign_story(article, story, None)
