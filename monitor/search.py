@@ -5,6 +5,7 @@ letters before it) is run over every article of the --since window instead."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,8 @@ from monitor.store import Store
 
 QUERY = "query"
 _WILDCARDS = "*?"
+# Letters and decimal digits: what SQLite's unicode61 tokenizer surely keeps inside a token.
+_TOKEN_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd"})
 
 
 def search(store: Store, query: str, since: timedelta, source: str | None = None,
@@ -74,5 +77,9 @@ def _term(term: Term) -> str | None:
     elif term.mode is Mode.WILDCARD:
         text = text[:min((text.find(w) for w in _WILDCARDS if w in text), default=len(text))]
     # Folded words hold letters and digits only, so nothing in them is FTS5 syntax; the index's
-    # tokenizer folds the accents and å/ä/ö the same way on both sides.
-    return f'"{text}"*' if text else None
+    # tokenizer folds the accents and å/ä/ö the same way on both sides. A character the
+    # matcher counts as part of a word but the tokenizer may not (½, ², marks) would make the
+    # index miss the word: such a term narrows nothing.
+    if not text or not all(unicodedata.category(char) in _TOKEN_CATEGORIES for char in text):
+        return None
+    return f'"{text}"*'
