@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from monitor import __version__
@@ -127,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument("--since", default="30d", help="how far back (default 30d)")
     backtest.set_defaults(handler=cmd_backtest)
     _alerts_parser(commands, common)
+    _search_parsers(commands, common)
     test_notify = commands.add_parser(
         "test-notify", parents=[common], help="send a test message through one notifier",
         description="Send one clearly marked test message through the named notifier, at once "
@@ -142,6 +143,35 @@ def _parser() -> argparse.ArgumentParser:
     digest.add_argument("watchlists", metavar="WATCHLIST", nargs="*")
     digest.set_defaults(handler=cmd_digest)
     return parser
+
+
+def _search_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    search = commands.add_parser(
+        "search", parents=[common], help="find stored articles with a query",
+        description="Find the stored articles a query (the watchlist language) matches, newest "
+        "first, with the hit words in context. Exit 1 when none matched.")
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("--since", default="7d", help="how far back (default 7d)")
+    search.add_argument("--source", metavar="NAME", help="only this source's articles")
+    search.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
+    search.set_defaults(handler=cmd_search)
+    export = commands.add_parser(
+        "export", parents=[common], help="export stored articles or a watchlist's stories",
+        description="Write the articles stored within --since as CSV or JSON lines; with "
+        "--watchlist, that watchlist's matched stories (one per story: the article, the matched "
+        "words, the snippet, the story id), also as an Atom feed.")
+    export.add_argument("--since", default="7d", help="how far back (default 7d)")
+    export.add_argument("--format", default="jsonl", choices=("csv", "jsonl", "atom"))
+    export.add_argument("--watchlist", metavar="NAME")
+    export.add_argument("--output", "-o", metavar="FILE", help="default: stdout")
+    export.set_defaults(handler=cmd_export)
+    prune = commands.add_parser(
+        "prune", parents=[common], help="apply the retention settings now",
+        description="Empty the text of articles older than retention.text, delete the articles "
+        "older than retention.articles (never those with alerts still to be sent; their "
+        "identity is kept, so they never alert again), and give the space back. Takes the "
+        "writer lock: not while `monitor run` is running (the daemon prunes daily itself).")
+    prune.set_defaults(handler=cmd_prune)
 
 
 def _alerts_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -222,6 +252,7 @@ def _delivery(watchlist: Watchlist) -> str:
 
 def cmd_sources(config: Config, args: argparse.Namespace) -> int:
     from monitor.pipeline import backoff_until
+    from monitor.retention import format_size
     from monitor.store import Store
 
     if args.test is not None:
@@ -229,6 +260,7 @@ def cmd_sources(config: Config, args: argparse.Namespace) -> int:
     store = Store.open(config.database)
     try:
         health = store.source_health()
+        size = store.database_size()
     finally:
         store.close()
     print(f"{'source':<22} {'type':<8} {'state':<8} {'fails':>5} {'24h':>5}  "
@@ -241,6 +273,7 @@ def cmd_sources(config: Config, args: argparse.Namespace) -> int:
               f"{row.get('articles_24h', 0):>5}  {_short_time(row.get('last_success')):<20} "
               f"{f'{retry_at:%Y-%m-%d %H:%M}' if retry_at else 'due':<15} "
               f"{row.get('last_error') or ''}")
+    print(f"database: {config.database} ({format_size(size)}, file and write-ahead log)")
     return EXIT_OK
 
 
@@ -382,6 +415,81 @@ def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
               f"(since {args.since}; nothing was sent)")
     finally:
         store.close()
+    return EXIT_OK
+
+
+def cmd_search(config: Config, args: argparse.Namespace) -> int:
+    from monitor.querytools import parse_since, query_for
+    from monitor.rules import highlight, parse_query
+    from monitor.search import search
+    from monitor.store import Store
+
+    query = query_for(config, args.query)
+    parse_query(query)
+    since = parse_since(args.since)
+    if args.limit < 1:
+        raise MonitorError("--limit: must be at least 1")
+    store = Store.open(config.database)
+    try:
+        found = 0
+        for article, hit in search(store, query, since, args.source, args.limit):
+            found += 1
+            print(f"{article.title or article.link}")
+            print(f"    {article.source}  {_short_time(article.published or article.first_seen)}"
+                  f"  {article.link}")
+            print(f"    {highlight(hit.snippet, hit.snippet_spans)}")
+    finally:
+        store.close()
+    more = " (--limit reached)" if found == args.limit else ""
+    print(f"{found} {'article' if found == 1 else 'articles'} found (since {args.since}){more}")
+    return EXIT_OK if found else EXIT_NO_MATCH
+
+
+def cmd_export(config: Config, args: argparse.Namespace) -> int:
+    from monitor.export import export
+    from monitor.querytools import parse_since
+    from monitor.store import Store
+
+    since = parse_since(args.since)
+    store = Store.open(config.database)
+    try:
+        chunks = export(store, config, args.format, since, args.watchlist)
+        if args.output is None:
+            for chunk in chunks:
+                sys.stdout.write(chunk)
+        else:
+            _write_export(args.output, chunks)
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _write_export(path: str, chunks: Iterator[str]) -> None:
+    # Written beside the target and renamed, so a reader never sees half an export.
+    partial = f"{path}.partial"
+    try:
+        with open(partial, "w", encoding="utf-8", newline="") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        os.replace(partial, path)
+    except OSError as exc:
+        raise MonitorError(f"--output: cannot write {path}: {exc.strerror or exc}") from None
+
+
+def cmd_prune(config: Config, args: argparse.Namespace) -> int:
+    from monitor.retention import prune
+    from monitor.store import Store, writer_lock
+
+    if config.retention.text is None and config.retention.articles is None:
+        print("nothing to prune: the config sets no retention (retention: {text: 90d, "
+              "articles: 365d})")
+        return EXIT_OK
+    with writer_lock(config.database):
+        store = Store.open(config.database)
+        try:
+            print(prune(store, config.retention))
+        finally:
+            store.close()
     return EXIT_OK
 
 

@@ -4,7 +4,25 @@ inside it, so two processes opening a new database at once never both run a step
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+
 from sqlite_utils import Database
+
+# Letters without a Unicode decomposition that the matcher reads as their Swedish or plain twin
+# (monitor.rules.text._TWINS); the search index gets the twin, which its tokenizer then folds.
+_TWIN_LETTERS = {"ø": "o", "Ø": "O", "æ": "a", "Æ": "A", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D",
+                 "ı": "i"}
+
+
+def _twins(column: str) -> str:
+    """SQL for the column's text with the twin letters replaced (SQLite's own replace(), so
+    any connection can run the triggers)."""
+    expression = column
+    for letter, twin in _TWIN_LETTERS.items():
+        expression = f"replace({expression}, '{letter}', '{twin}')"
+    return expression
+
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: sources with fetch state, articles, matches, the alert outbox
@@ -147,6 +165,54 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sources ADD COLUMN trouble_since TEXT;
     CREATE INDEX articles_source_seen ON articles(source, first_seen);
     """,
+    # 7: full-text search over articles (`monitor search`). An external-content FTS5 table in
+    # sqlite-utils' layout (articles_fts, triggers articles_ai/_ad/_au: Table.detect_fts and
+    # search find it), written here as SQL rather than by Table.enable_fts because enable_fts
+    # runs executescript, which commits this transaction half way; and because the index
+    # only finds candidates for the matcher, it folds more than the matcher does (every
+    # accent, å/ä/ö included, and the letters the matcher treats as twins: ø, æ, ł, đ, ı), so
+    # it never misses a word the matcher would match. The update trigger fires only when
+    # the indexed text changes, not on every change of an article's state.
+    f"""
+    CREATE VIRTUAL TABLE articles_fts USING FTS5 (
+        title, summary, text,
+        tokenize='unicode61 remove_diacritics 2',
+        content="articles"
+    );
+    INSERT INTO articles_fts (rowid, title, summary, text)
+        SELECT rowid, {_twins("title")}, {_twins("summary")}, {_twins("text")} FROM articles;
+    CREATE TRIGGER articles_ai AFTER INSERT ON articles BEGIN
+        INSERT INTO articles_fts (rowid, title, summary, text)
+        VALUES (new.rowid, {_twins("new.title")}, {_twins("new.summary")}, {_twins("new.text")});
+    END;
+    CREATE TRIGGER articles_ad AFTER DELETE ON articles BEGIN
+        INSERT INTO articles_fts (articles_fts, rowid, title, summary, text)
+        VALUES ('delete', old.rowid, {_twins("old.title")}, {_twins("old.summary")},
+                {_twins("old.text")});
+    END;
+    CREATE TRIGGER articles_au AFTER UPDATE OF title, summary, text ON articles BEGIN
+        INSERT INTO articles_fts (articles_fts, rowid, title, summary, text)
+        VALUES ('delete', old.rowid, {_twins("old.title")}, {_twins("old.summary")},
+                {_twins("old.text")});
+        INSERT INTO articles_fts (rowid, title, summary, text)
+        VALUES (new.rowid, {_twins("new.title")}, {_twins("new.summary")}, {_twins("new.text")});
+    END;
+    """,
+    # 8: retention. `pruned` remembers the identity of each deleted article (canonical URL,
+    # and GUID within its source), so a feed that still lists it years later does not make it
+    # new again. Indexes for the queries of every cycle that had none: alerts by story
+    # (alerted_watchlists, threading), matches by watchlist (export, feeds).
+    """
+    CREATE TABLE pruned (
+        url TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        guid TEXT,
+        pruned TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX pruned_source_guid ON pruned(source, guid) WHERE guid IS NOT NULL;
+    CREATE INDEX alerts_story ON alerts(story_id, notifier) WHERE story_id IS NOT NULL;
+    CREATE INDEX matches_watchlist ON matches(watchlist, matched_at);
+    """,
 )
 
 
@@ -159,7 +225,7 @@ def migrate(db: Database) -> int:
         # Another process may have migrated between the read above and the lock.
         version = _version(db)
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            for statement in filter(str.strip, script.split(";")):
+            for statement in statements(script):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {number}")
         db.execute("COMMIT")
@@ -168,6 +234,20 @@ def migrate(db: Database) -> int:
             db.execute("ROLLBACK")
         raise
     return len(MIGRATIONS)
+
+
+def statements(script: str) -> Iterator[str]:
+    """The script's statements one by one (db.execute runs one; executescript would commit
+    the migration's transaction). A ';' inside a trigger body does not end its statement."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        raise ValueError(f"incomplete statement in a migration: {pending.strip()[:80]}")
 
 
 def _version(db: Database) -> int:

@@ -198,6 +198,10 @@ class Store:
         try:
             db = Database(path)
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT * 1000}")
+            if db.execute("PRAGMA page_count").fetchone()[0] == 0:
+                # Only a new, empty file can take this without a VACUUM: retention gives
+                # deleted pages back to the file system a little at a time.
+                db.execute("PRAGMA auto_vacuum = INCREMENTAL")
             db.enable_wal()
             db.execute("PRAGMA foreign_keys = ON")
             migrate(db)
@@ -225,9 +229,7 @@ class Store:
     # --- sources -----------------------------------------------------------------------
 
     def fetch_state(self, source: str) -> tuple[str | None, str | None]:
-        row = self.db.execute(
-            "SELECT etag, last_modified FROM sources WHERE name = ?", [source]
-        ).fetchone()
+        row = self.db.execute(FETCH_STATE, [source]).fetchone()
         return (row[0], row[1]) if row else (None, None)
 
     def save_poll_result(
@@ -248,11 +250,9 @@ class Store:
                       outcome: PollOutcome) -> None:
         url = canonical_url(entry.url)
         feed_hash = content_hash(entry.title, entry.summary)
-        known = self.db.execute(
-            "SELECT id, source, feed_hash FROM articles WHERE url = ? OR (guid = ? AND source = ?)"
-            " ORDER BY id LIMIT 1",
-            [url, entry.guid, source],
-        ).fetchone()
+        known = self.db.execute(KNOWN_ARTICLE, [url, entry.guid, source]).fetchone()
+        if known is None and self.db.execute(PRUNED_IDENTITY, [url, entry.guid, source]).fetchone():
+            return  # deleted by retention long ago: still not new, never alerted again
         if known is None:
             cursor = self.db.execute(
                 "INSERT INTO articles (source, url, link, guid, title, summary, lang, published,"
@@ -307,28 +307,39 @@ class Store:
 
     def source_health(self) -> dict[str, dict]:
         """Per source: fetch state, last success and error, consecutive failures, and the
-        articles first seen in the last 24 hours."""
+        articles first seen in the last 24 hours (for `monitor sources`; not for a cycle).
+        The count is one range of the index articles(source, first_seen) per source."""
         since = (datetime.now(UTC) - timedelta(hours=24)).isoformat(timespec="seconds")
-        rows = self.db.query(
-            "SELECT s.*, (SELECT count(*) FROM articles a WHERE a.source = s.name"
-            " AND a.first_seen >= ?) AS articles_24h FROM sources s ORDER BY s.name",
-            [since],
-        )
-        return {row["name"]: row for row in rows}
+        rows = {row["name"]: row for row in self.db.query("SELECT * FROM sources ORDER BY name")}
+        for name, row in rows.items():
+            row["articles_24h"] = self.db.execute(ARTICLES_SINCE_OF_SOURCE, [name, since]).fetchone()[0]
+        return rows
+
+    def backoff_facts(self, sources: Iterable[str]) -> dict[str, dict]:
+        """What backoff needs of these sources (consecutive failures, last fetch): one primary-
+        key lookup each, whatever the size of the database. Sources never polled are absent."""
+        facts = {}
+        for name in sources:
+            row = self.db.execute(BACKOFF_FACTS, [name]).fetchone()
+            if row is not None:
+                facts[name] = {"consecutive_failures": row[0], "last_fetch": row[1]}
+        return facts
+
+    def database_size(self) -> int:
+        """Bytes on disk: the database file and its write-ahead log."""
+        path = Path(self.path)
+        return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal"))
+                   if p.exists())
 
     # --- articles ----------------------------------------------------------------------
 
     def articles_in_state(self, state: str, sources: Iterable[str] | None = None) -> list[StoredArticle]:
-        sql = "SELECT * FROM articles WHERE state = ?"
-        params: list = [state]
-        if sources is not None:
-            names = list(sources)
-            sql += f" AND source IN ({', '.join('?' for _ in names)})"
-            params += names
-        return [_article(row) for row in self.db.query(sql + " ORDER BY id", params)]
+        names = None if sources is None else list(sources)
+        rows = self.db.query(_articles_in_state_sql(names), [state, *(names or ())])
+        return [_article(row) for row in rows]
 
     def alerted_watchlists(self, story_id: int) -> set[str]:
-        rows = self.db.execute("SELECT DISTINCT watchlist FROM alerts WHERE story_id = ?", [story_id])
+        rows = self.db.execute(ALERTED_WATCHLISTS, [story_id])
         return {row[0] for row in rows}
 
     def articles_since(self, since: str) -> Iterator[StoredArticle]:
@@ -337,6 +348,127 @@ class Store:
             [since],
         )
         return (_article(row) for row in rows)
+
+    # --- search (`monitor search`) -------------------------------------------------------
+
+    def search_candidates(self, fts_query: str | None, since: str,
+                          source: str | None = None) -> Iterator[StoredArticle]:
+        """Articles first seen since `since` (of `source`), newest first, that the full-text
+        index finds for `fts_query` (an FTS5 query); with None, every article of the window.
+        Candidates only: the matcher decides."""
+        sql = "SELECT a.* FROM articles a"
+        params: list = []
+        if fts_query is not None:
+            sql += " JOIN articles_fts f ON f.rowid = a.id AND articles_fts MATCH ?"
+            params.append(fts_query)
+        sql += " WHERE a.first_seen >= ? AND a.duplicate_of IS NULL"
+        params.append(since)
+        if source is not None:
+            sql += " AND a.source = ?"
+            params.append(source)
+        rows = self.db.query(sql + " ORDER BY a.first_seen DESC, a.id DESC", params)
+        return (_article(row) for row in rows)
+
+    # --- retention (monitor/retention.py) -------------------------------------------------
+
+    def empty_texts_before(self, before: str) -> int:
+        """Empty the text and summary of the articles first seen before `before` that are done,
+        and of their earlier revisions; title, link, times, matches and snippets stay. Returns
+        the articles emptied."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE revisions SET text = '', summary = '' WHERE (text != '' OR summary != '')"
+                " AND article_id IN (SELECT id FROM articles WHERE first_seen < ?)", [before])
+            return self.db.execute(
+                "UPDATE articles SET text = '', summary = '' WHERE first_seen < ? AND state = ?"
+                " AND (text != '' OR summary != '')", [before, DONE]).rowcount
+
+    def prune_articles(self, before: str, batch: int = 500) -> tuple[int, int]:
+        """Delete the articles first seen before `before`, with their matches, revisions, sent
+        alerts and emptied stories, keeping their identity in `pruned` so the store never
+        takes them for new again. An article that an alert still to be sent (pending, held or
+        failed and retryable) refers to is kept. One transaction per `batch` articles, so a
+        running daemon is never held up long. Returns (deleted, kept for alerts)."""
+        deleted = 0
+        while True:
+            with self.db.atomic():
+                ids = [row[0] for row in self.db.execute(
+                    "SELECT id FROM articles WHERE first_seen < ? AND id NOT IN"
+                    f" ({_ARTICLES_OWED_ALERTS}) ORDER BY first_seen LIMIT ?",
+                    [before, PENDING, HELD, FAILED, batch])]
+                if ids:
+                    self._delete_articles(ids)
+            deleted += len(ids)
+            if len(ids) < batch:
+                break
+        kept = self.db.execute(
+            f"SELECT count(*) FROM articles WHERE first_seen < ? AND id IN ({_ARTICLES_OWED_ALERTS})",
+            [before, PENDING, HELD, FAILED]).fetchone()[0]
+        with self.db.atomic():
+            # Digests, catch-ups and notices (no article) that went out long ago.
+            self.db.execute("DELETE FROM alerts WHERE article_id IS NULL AND status = ?"
+                            " AND created < ?", [SENT, before])
+        return deleted, kept
+
+    def _delete_articles(self, ids: list[int]) -> None:
+        marks = ", ".join("?" * len(ids))
+        now = utcnow()
+        self.db.execute(
+            f"INSERT OR IGNORE INTO pruned (url, source, guid, pruned) SELECT url, source, guid, ?"
+            f" FROM articles WHERE id IN ({marks})", [now, *ids])
+        stories = [row[0] for row in self.db.execute(
+            f"SELECT DISTINCT story_id FROM articles WHERE id IN ({marks}) AND story_id IS NOT NULL",
+            ids)]
+        self.db.execute(f"DELETE FROM matches WHERE article_id IN ({marks})", ids)
+        self.db.execute(f"DELETE FROM revisions WHERE article_id IN ({marks})", ids)
+        self.db.execute(f"DELETE FROM alerts WHERE article_id IN ({marks})", ids)
+        # A younger copy of a deleted article stands for itself from now on.
+        self.db.execute(f"UPDATE articles SET duplicate_of = NULL WHERE duplicate_of IN ({marks})", ids)
+        self.db.execute(f"DELETE FROM articles WHERE id IN ({marks})", ids)
+        for story in stories:
+            self.db.execute(
+                "DELETE FROM stories WHERE id = ? AND NOT EXISTS (SELECT 1 FROM articles"
+                " WHERE story_id = ?) AND NOT EXISTS (SELECT 1 FROM alerts WHERE story_id = ?)",
+                [story, story, story])
+
+    def reclaim_space(self) -> int:
+        """Give the pages freed by deletions back to the file system; returns how many. A
+        database made before incremental vacuum (migration 8's time) is rebuilt once with
+        VACUUM, which needs as much free disk as the database and blocks while it copies."""
+        if self.db.execute("PRAGMA auto_vacuum").fetchone()[0] != _INCREMENTAL:
+            self.db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            self.db.execute("VACUUM")
+        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        if free:
+            self.db.execute(f"PRAGMA incremental_vacuum({free})").fetchall()
+        # The file shrinks when the write-ahead log is copied back; then the log is emptied too
+        # (a reader still in the log only makes this a partial checkpoint, never an error).
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return free
+
+    # --- export (`monitor export`, the Atom feeds) ------------------------------------------
+
+    def articles_for_export(self, since: str) -> Iterator[dict]:
+        """The articles first seen since `since` (copies under another URL left out), newest
+        first, with the columns an export shows."""
+        return self.db.query(
+            f"SELECT {_EXPORT_COLUMNS} FROM articles a LEFT JOIN stories s ON s.id = a.story_id"
+            " WHERE a.first_seen >= ? AND a.duplicate_of IS NULL"
+            " ORDER BY a.first_seen DESC, a.id DESC", [since])
+
+    def matched_stories(self, watchlist: str, since: str) -> list[dict]:
+        """The stories the watchlist matched since `since`, newest first: one row per story,
+        its first matched article with the match's words (a list) and snippet."""
+        rows = self.db.query(
+            f"SELECT {_EXPORT_COLUMNS}, m.words, m.snippet, m.matched_at FROM matches m"
+            " JOIN articles a ON a.id = m.article_id LEFT JOIN stories s ON s.id = a.story_id"
+            " WHERE m.watchlist = ? AND m.matched_at >= ? ORDER BY m.matched_at, a.id",
+            [watchlist, since])
+        stories: dict[object, dict] = {}
+        for row in rows:
+            stories.setdefault(row["story_id"] or f"article {row['id']}",
+                               row | {"words": json.loads(row["words"])})
+        return list(reversed(stories.values()))
 
     def save_page(self, page: PageResult) -> None:
         """The page's main text (or why there is none); the article moves on to matching either
@@ -449,10 +581,7 @@ class Store:
 
     def story_with_body_hash(self, body_hash: str, since: str) -> int | None:
         """The story of the earliest article first seen since `since` with this body hash."""
-        row = self.db.execute(
-            "SELECT story_id FROM articles WHERE body_hash = ? AND story_id IS NOT NULL"
-            " AND first_seen >= ? ORDER BY first_seen, id LIMIT 1", [body_hash, since]
-        ).fetchone()
+        row = self.db.execute(STORY_WITH_BODY_HASH, [body_hash, since]).fetchone()
         return row[0] if row else None
 
     def merge_stories(self, into: int, others: Iterable[int]) -> None:
@@ -467,17 +596,12 @@ class Store:
             self.db.execute(f"DELETE FROM stories WHERE id IN ({marks})", others)
 
     def story_of(self, article_id: int) -> tuple[int, str] | None:
-        row = self.db.execute(
-            "SELECT s.id, s.uid FROM articles a JOIN stories s ON s.id = a.story_id WHERE a.id = ?",
-            [article_id],
-        ).fetchone()
+        row = self.db.execute(STORY_OF, [article_id]).fetchone()
         return (row[0], row[1]) if row else None
 
     def story_urls(self, story_id: int) -> list[str]:
         """Every URL the story is known under, oldest first."""
-        rows = self.db.execute(
-            "SELECT url FROM articles WHERE story_id = ? ORDER BY first_seen, id", [story_id]
-        )
+        rows = self.db.execute(STORY_URLS, [story_id])
         return [row[0] for row in rows]
 
     def signatures_since(self, since: str) -> list[tuple[int, bytes, str]]:
@@ -492,19 +616,13 @@ class Store:
         """The first alert of the story to this notifier, which a later one threads under."""
         if story_id is None:
             return None
-        row = self.db.execute(
-            "SELECT id FROM alerts WHERE story_id = ? AND notifier = ? AND kind = 'alert'"
-            " ORDER BY created, rowid LIMIT 1", [story_id, notifier]).fetchone()
+        row = self.db.execute(THREAD_OF_STORY, [story_id, notifier]).fetchone()
         return row[0] if row else None
 
     def pending_alerts(self, now: str | None = None) -> list[PendingAlert]:
         """The outbox rows to send, oldest first; with `now`, only those whose backoff is over."""
-        sql = (f"SELECT {_PENDING_COLUMNS} FROM alerts WHERE status = ?")
-        params: list = [PENDING]
-        if now is not None:
-            sql += " AND (retry_at IS NULL OR retry_at <= ?)"
-            params.append(now)
-        rows = self.db.query(sql + " ORDER BY created, rowid", params)
+        params: list = [PENDING] if now is None else [PENDING, now]
+        rows = self.db.query(_pending_alerts_sql(now is not None), params)
         return [_pending(row) for row in rows]
 
     def add_message(self, alert: PendingAlert) -> None:
@@ -620,23 +738,18 @@ class Store:
         reported, and when its newest article was first seen. None before its first poll.
         Cheap at any size: the newest article is one seek in the index articles(source,
         first_seen)."""
-        row = self.db.execute(
-            "SELECT name, url, failing_since, consecutive_failures, last_error, trouble,"
-            " trouble_since FROM sources WHERE name = ?", [source]).fetchone()
+        row = self.db.execute(TROUBLE_FACTS, [source]).fetchone()
         if row is None:
             return None
         facts = dict(zip(("name", "url", "failing_since", "consecutive_failures", "last_error",
                           "trouble", "trouble_since"), row, strict=True))
-        facts["last_new"] = self.db.execute(
-            "SELECT max(first_seen) FROM articles WHERE source = ?", [source]).fetchone()[0]
+        facts["last_new"] = self.db.execute(LAST_NEW_OF_SOURCE, [source]).fetchone()[0]
         return facts
 
     def articles_seen_between(self, source: str, start: str, end: str) -> int:
         """The source's articles first seen from `start` to `end` (both included): a range of the
         index articles(source, first_seen), never a scan of the table."""
-        return self.db.execute(
-            "SELECT count(*) FROM articles WHERE source = ? AND first_seen >= ? AND first_seen <= ?",
-            [source, start, end]).fetchone()[0]
+        return self.db.execute(ARTICLES_SEEN_BETWEEN, [source, start, end]).fetchone()[0]
 
     def set_source_trouble(self, source: str, trouble: str | None, since: str | None,
                            notices: Iterable[PendingAlert] = ()) -> None:
@@ -689,26 +802,17 @@ class Store:
         """The stories of the watchlist that went out as immediate alerts (sent or on their way,
         not held back) from `since` on. A story alerts each of the watchlist's notifiers, so its
         stories are counted, not its outbox rows."""
-        return self.db.execute(
-            "SELECT count(DISTINCT COALESCE('s' || story_id, 'a' || article_id)) FROM alerts"
-            " WHERE watchlist = ? AND kind = 'alert' AND created >= ? AND status NOT IN (?, ?)",
-            [watchlist, since, HELD, BUNDLED]).fetchone()[0]
+        return self.db.execute(IMMEDIATE_STORIES_SINCE,
+                               [watchlist, since, HELD, BUNDLED]).fetchone()[0]
 
     def held_alerts(self, hold: str, watchlists: Iterable[str] | None = None,
                     due: str | None = None) -> list[HeldAlert]:
         """Alerts held back for `hold` (of these watchlists; with `due`, only those whose
         release time has come), oldest first."""
-        sql = (f"SELECT {_HELD_COLUMNS} FROM alerts WHERE status = ? AND hold = ?"
-               " AND kind = 'alert'")
-        params: list = [HELD, hold]
-        if watchlists is not None:
-            names = list(watchlists)
-            sql += f" AND watchlist IN ({', '.join('?' for _ in names)})"
-            params += names
-        if due is not None:
-            sql += " AND release_at <= ?"
-            params.append(due)
-        return [HeldAlert(**row) for row in self.db.query(sql + " ORDER BY created, rowid", params)]
+        names = None if watchlists is None else list(watchlists)
+        params: list = [HELD, hold, *(names or ()), *(() if due is None else (due,))]
+        sql = _held_alerts_sql(names, due is not None)
+        return [HeldAlert(**row) for row in self.db.query(sql, params)]
 
     def bundle_held(self, message: PendingAlert, alert_ids: Iterable[str]) -> bool:
         """Put `message` (a digest or catch-up) in the outbox and mark the held alerts it carries
@@ -739,6 +843,84 @@ class Store:
     def message_status(self, message_id: str) -> str | None:
         row = self.db.execute("SELECT status FROM alerts WHERE id = ?", [message_id]).fetchone()
         return row[0] if row else None
+
+
+# --- hot-path statements ---------------------------------------------------------------
+# The statements every cycle runs, by name, so tests/test_query_plans.py can check with
+# EXPLAIN QUERY PLAN that each is backed by an index: a cycle must not cost more as the
+# database grows.
+
+KNOWN_ARTICLE = ("SELECT id, source, feed_hash FROM articles WHERE url = ? OR (guid = ? AND source = ?)"
+                 " ORDER BY id LIMIT 1")
+PRUNED_IDENTITY = "SELECT 1 FROM pruned WHERE url = ? OR (guid = ? AND source = ?) LIMIT 1"
+FETCH_STATE = "SELECT etag, last_modified FROM sources WHERE name = ?"
+BACKOFF_FACTS = "SELECT consecutive_failures, last_fetch FROM sources WHERE name = ?"
+ARTICLES_SINCE_OF_SOURCE = "SELECT count(*) FROM articles WHERE source = ? AND first_seen >= ?"
+ALERTED_WATCHLISTS = "SELECT DISTINCT watchlist FROM alerts WHERE story_id = ?"
+STORY_WITH_BODY_HASH = ("SELECT story_id FROM articles WHERE body_hash = ? AND story_id IS NOT NULL"
+                        " AND first_seen >= ? ORDER BY first_seen, id LIMIT 1")
+STORY_OF = "SELECT s.id, s.uid FROM articles a JOIN stories s ON s.id = a.story_id WHERE a.id = ?"
+STORY_URLS = "SELECT url FROM articles WHERE story_id = ? ORDER BY first_seen, id"
+THREAD_OF_STORY = ("SELECT id FROM alerts WHERE story_id = ? AND notifier = ? AND kind = 'alert'"
+                   " ORDER BY created, rowid LIMIT 1")
+TROUBLE_FACTS = ("SELECT name, url, failing_since, consecutive_failures, last_error, trouble,"
+                 " trouble_since FROM sources WHERE name = ?")
+LAST_NEW_OF_SOURCE = "SELECT max(first_seen) FROM articles WHERE source = ?"
+ARTICLES_SEEN_BETWEEN = ("SELECT count(*) FROM articles WHERE source = ? AND first_seen >= ?"
+                         " AND first_seen <= ?")
+IMMEDIATE_STORIES_SINCE = (
+    "SELECT count(DISTINCT COALESCE('s' || story_id, 'a' || article_id)) FROM alerts"
+    " WHERE watchlist = ? AND kind = 'alert' AND created >= ? AND status NOT IN (?, ?)")
+
+
+def _articles_in_state_sql(sources: list[str] | None) -> str:
+    sql = "SELECT * FROM articles WHERE state = ?"
+    if sources is not None:
+        sql += f" AND source IN ({', '.join('?' for _ in sources)})"
+    return sql + " ORDER BY id"
+
+
+def _pending_alerts_sql(due_only: bool) -> str:
+    sql = f"SELECT {_PENDING_COLUMNS} FROM alerts WHERE status = ?"
+    if due_only:
+        sql += " AND (retry_at IS NULL OR retry_at <= ?)"
+    return sql + " ORDER BY created, rowid"
+
+
+def _held_alerts_sql(watchlists: list[str] | None, due_only: bool) -> str:
+    sql = f"SELECT {_HELD_COLUMNS} FROM alerts WHERE status = ? AND hold = ? AND kind = 'alert'"
+    if watchlists is not None:
+        sql += f" AND watchlist IN ({', '.join('?' for _ in watchlists)})"
+    if due_only:
+        sql += " AND release_at <= ?"
+    return sql + " ORDER BY created, rowid"
+
+
+def hot_path_statements() -> dict[str, tuple[str, list]]:
+    """Each statement of a cycle, by name, with sample parameters: the SQL the store runs."""
+    now = utcnow()
+    return {
+        "insert_entry: known article": (KNOWN_ARTICLE, ["https://x/a", "guid", "svt"]),
+        "insert_entry: pruned identity": (PRUNED_IDENTITY, ["https://x/a", "guid", "svt"]),
+        "articles_in_state": (_articles_in_state_sql(None), [MATCH]),
+        "articles_in_state of sources": (_articles_in_state_sql(["svt", "dn"]), [FETCH, "svt", "dn"]),
+        "fetch_state": (FETCH_STATE, ["svt"]),
+        "backoff_facts": (BACKOFF_FACTS, ["svt"]),
+        "story_with_body_hash": (STORY_WITH_BODY_HASH, ["hash", now]),
+        "story_of": (STORY_OF, [1]),
+        "story_urls": (STORY_URLS, [1]),
+        "alerted_watchlists": (ALERTED_WATCHLISTS, [1]),
+        "pending_alerts": (_pending_alerts_sql(False), [PENDING]),
+        "pending_alerts due": (_pending_alerts_sql(True), [PENDING, now]),
+        "save_matches: thread": (THREAD_OF_STORY, [1, "siem"]),
+        "immediate_stories_since": (IMMEDIATE_STORIES_SINCE, ["w", now, HELD, BUNDLED]),
+        "held_alerts": (_held_alerts_sql(None, False), [HELD, HOLD_DIGEST]),
+        "held_alerts due": (_held_alerts_sql(["w"], True), [HELD, HOLD_CATCHUP, "w", now]),
+        "trouble_facts": (TROUBLE_FACTS, ["svt"]),
+        "trouble_facts: last new": (LAST_NEW_OF_SOURCE, ["svt"]),
+        "articles_seen_between": (ARTICLES_SEEN_BETWEEN, ["svt", now, now]),
+        "sources: articles in 24 h": (ARTICLES_SINCE_OF_SOURCE, ["svt", now]),
+    }
 
 
 @dataclass(frozen=True)
@@ -790,6 +972,16 @@ def _alert_filter(statuses: Iterable[str], since: str | None, watchlist: str | N
 
 def _like_escaped(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# PRAGMA auto_vacuum's value for INCREMENTAL.
+_INCREMENTAL = 2
+# The articles that an alert still to be sent refers to (parameters: the three statuses).
+_ARTICLES_OWED_ALERTS = ("SELECT article_id FROM alerts WHERE status IN (?, ?, ?)"
+                         " AND article_id IS NOT NULL")
+
+_EXPORT_COLUMNS = ("a.id, a.source, a.title, a.link, a.url, a.published, a.first_seen, a.lang,"
+                   " a.author, a.summary, a.text, a.story_id, s.uid AS story_uid")
 
 
 _PENDING_COLUMNS = ("id, notifier, watchlist, article_id, body, attempts, owed, kind, story_id,"
