@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
+import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from monitor import __version__
@@ -21,11 +26,16 @@ if TYPE_CHECKING:  # the pipeline pulls in Scrapy and the matcher; the CLI is up
     from monitor.alerts.outbox import DeliveryReport
     from monitor.pipeline import CycleReport, SourceReport
 
-EXIT_OK, EXIT_NO_MATCH, EXIT_CONFIG, EXIT_STORE, EXIT_USAGE = 0, 1, 2, 3, 64
+# Usage errors (an unknown source or watchlist name, a bad --since) share 2 with argparse's
+# own and with configuration errors: the command was given something it cannot use.
+EXIT_OK, EXIT_NO_MATCH, EXIT_CONFIG, EXIT_STORE, EXIT_USAGE = 0, 1, 2, 3, 2
 # Another `once` or `run` holds the database: exit at once, so cron never stacks up runs.
 EXIT_BUSY = 2
 ALERTS_SHOWN = 100  # rows `monitor alerts` prints unless --limit says otherwise
 ERROR_SHOWN = 200  # characters of an alert's last error in `monitor alerts`: one line
+OUTPUT = "monitor.output"  # the logger of the daemon's stdout lines (cycles, the log notifier)
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S%z"  # local time with its UTC offset: 2026-11-30 19:04:05+0100
+NAME_WIDTH_MAX = 40  # a cycle's source column is as wide as its longest name, up to this
 _REDACTION = RedactingFilter()  # learns the config's own secrets once the config is loaded
 
 
@@ -52,24 +62,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.handler(None, args)
         config = load_config(path)
         _learn_secrets(config)
+        if config.log_format != "text":
+            _setup_logging(getattr(args, "verbose", 0), config.log_format)
         return args.handler(config, args)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _fail(f"config error: {exc}", EXIT_CONFIG)
     except QueryError as exc:
-        print(f"query error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _fail(f"query error: {exc}", EXIT_CONFIG)
     except StoreError as exc:
-        print(f"database error: {exc}", file=sys.stderr)
-        return EXIT_STORE
+        return _fail(f"database error: {exc}", EXIT_STORE)
     except AlreadyRunning as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_BUSY
+        return _fail(str(exc), EXIT_BUSY)
     except MonitorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(f"error: {exc}", EXIT_USAGE)
     except _StoppedEarly:
         return EXIT_OK
+
+
+def _fail(message: str, code: int) -> int:
+    if _json_logs():  # a log shipper reading JSON lines gets the reason as one of them
+        logging.getLogger("monitor").error("%s", message)
+    else:
+        print(message, file=sys.stderr)
+    return code
+
+
+def _json_logs() -> bool:
+    return any(getattr(h, "monitor_cli", False) and isinstance(h.formatter, JsonFormatter)
+               for h in logging.getLogger(OUTPUT).handlers)
 
 
 def _learn_secrets(config: Config) -> None:
@@ -111,7 +131,8 @@ def _parser() -> argparse.ArgumentParser:
         "at least one input matched, 1 when none did.")
     match.add_argument("query", metavar="QUERY")
     match.add_argument("inputs", metavar="FILE|URL", nargs="*", help="default: stdin")
-    match.set_defaults(handler=cmd_match)
+    # Without a config: the query is taken as written, URLs fetched with the default settings.
+    match.set_defaults(handler=cmd_match, config_optional=True)
     discover = commands.add_parser(
         "discover", parents=[common], help="list the feeds and sitemaps a site advertises",
         description="Print the feeds and sitemaps a site advertises (<link rel=alternate>, "
@@ -206,15 +227,85 @@ def _alerts_parser(commands: argparse._SubParsersAction, common: argparse.Argume
     retry.set_defaults(handler=cmd_alerts_retry)
 
 
-def _setup_logging(verbose: int) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # On the handler, not a logger: it then sees every record, whichever logger it came from.
-    for handler in logging.getLogger().handlers:
+def _setup_logging(verbose: int, log_format: str = "text") -> None:
+    """Log records on stderr, the daemon's own lines (cycles, the log notifier) on stdout; both
+    start with the local time, or are one JSON object each with `log_format: json`. Called
+    again once the config is read, to take its format."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    output = logging.getLogger(OUTPUT)
+    output.setLevel(logging.INFO)
+    output.propagate = False
+    for logger, stream, formatter in (
+        (root, sys.stderr, JsonFormatter() if log_format == "json" else TextFormatter(True)),
+        (output, sys.stdout, JsonFormatter() if log_format == "json" else TextFormatter(False)),
+    ):
+        for old in [h for h in logger.handlers if getattr(h, "monitor_cli", False)]:
+            logger.removeHandler(old)
+        handler = logging.StreamHandler(stream)
+        handler.monitor_cli = True  # ours to replace on the second call, and only ours
+        handler.setFormatter(formatter)
+        # On the handler, not a logger: it then sees every record, whichever logger it came from.
         handler.addFilter(_REDACTION)
-    for noisy in ("apscheduler", "httpx", "httpcore", "trafilatura", "htmldate"):
+        logger.addHandler(handler)
+    logging.captureWarnings(True)  # a library's warning is a log line like any other
+    for noisy in ("apscheduler", "httpx", "httpcore", "trafilatura", "htmldate", "asyncio",
+                  "tldextract", "filelock", "charset_normalizer", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+    if verbose > 1:
+        # Scrapy's own log; monitor.crawl quiets Scrapy only when nobody chose a level.
+        for name in ("scrapy", "scrapy.downloadermiddlewares.retry",
+                     "scrapy.downloadermiddlewares.robotstxt"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+
+
+def local_time(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp).astimezone()
+
+
+class TextFormatter(logging.Formatter):
+    """`2026-11-30 19:04:05+0100 WARNING monitor.pipeline: …`; each further line of a message
+    or traceback carries the same prefix, so grep and log shippers see whole records."""
+
+    def __init__(self, with_level: bool) -> None:
+        super().__init__()
+        self.with_level = with_level
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = local_time(record.created).strftime(TIME_FORMAT)
+        if self.with_level:
+            prefix += f" {record.levelname} {record.name}:"
+        text = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        for extra in (record.exc_text, record.stack_info):
+            if extra:
+                text = f"{text}\n{extra}"
+        return "\n".join(f"{prefix} {line}".rstrip() for line in text.splitlines() or [""])
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (ISO 8601, local, with offset), level, logger, message,
+    exc when there is a traceback, and the fields of a structured event (a cycle)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, object] = {
+            "time": local_time(record.created).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+        }
+        doc.update(getattr(record, "event", None) or {})
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            doc["exc"] = record.exc_text
+        if record.stack_info:
+            doc["stack"] = record.stack_info
+        return json.dumps(doc, ensure_ascii=False, default=str)
+
+
+def _out(line: str, event: dict | None = None) -> None:
+    """A line of the daemon's output on stdout, through the same formatting as the log."""
+    logging.getLogger(OUTPUT).info("%s", line, extra={"event": event} if event else None)
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -296,7 +387,7 @@ def _test_sources(config: Config, names: list[str]) -> int:
             if poll.error != probe.robots:
                 print(f"    error: {poll.error}")
             continue
-        print(f"    {poll.status}: {len(poll.entries)} entries")
+        print(f"    {poll.status}: {_count(len(poll.entries), 'entry', 'entries')}")
         for title in probe.titles:
             print(f"    - {title}")
         page = probe.page
@@ -307,7 +398,7 @@ def _test_sources(config: Config, names: list[str]) -> int:
         else:
             print(f"    first article: {len(page.text or '')} characters of text, language "
                   f"{page.lang or 'unknown'} ({one_line(page.url, 500)})")
-    print(f"tested {len(probes)} sources; nothing was stored or sent")
+    print(f"tested {_count(len(probes), 'source')}; nothing was stored or sent")
     return EXIT_OK if all(p.poll.ok and p.poll.entries for p in probes) else EXIT_NO_MATCH
 
 
@@ -352,8 +443,8 @@ def _once(config: Config) -> int:
     finally:
         store.close()
     if report is None:
-        print("cycle: stopped before it finished; what was not fetched or sent waits for the "
-              "next run", flush=True)
+        _out("cycle: stopped before it finished; what was not fetched or sent waits for the "
+             "next run")
     else:
         print_cycle(report)
     return EXIT_OK
@@ -365,13 +456,17 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
     with writer_lock(config.database):
         # A reloaded config may bring new secrets (headers, passwords) for the log filter.
-        asyncio.run(Daemon(config, print_cycle, _learn_secrets).run())
+        # One summary per scheduler tick; quiet sources only with -v (see print_cycle).
+        on_cycle = partial(print_cycle, verbose=getattr(args, "verbose", 0), every_source=False)
+        asyncio.run(Daemon(config, on_cycle, _learn_secrets).run())
     return EXIT_OK
 
 
-def cmd_match(config: Config, args: argparse.Namespace) -> int:
+def cmd_match(config: Config | None, args: argparse.Namespace) -> int:
     from monitor.querytools import match_inputs, query_for
     from monitor.rules import highlight
+
+    config = config or _default_config()
 
     stdin_text = sys.stdin.read() if not args.inputs else None
     outcomes = match_inputs(query_for(config, args.query), args.inputs, stdin_text, config)
@@ -384,6 +479,18 @@ def cmd_match(config: Config, args: argparse.Namespace) -> int:
             print(f"{outcome.name}: MATCH ({', '.join(outcome.hit.words)})")
             print(f"    {highlight(outcome.hit.snippet, outcome.hit.snippet_spans)}")
     return EXIT_OK if any(o.hit for o in outcomes) else EXIT_NO_MATCH
+
+
+def _default_config() -> Config:
+    """What a command that needs no config file runs with when there is none."""
+    from pathlib import Path
+
+    from monitor.config import DEFAULT_USER_AGENT
+    from monitor.models import CrawlSettings
+
+    return Config(path=Path("config.yaml").resolve(), database=Path("monitor.db").resolve(),
+                  sources=(), watchlists=(), notifiers=(),
+                  crawl=CrawlSettings(user_agent=DEFAULT_USER_AGENT))
 
 
 def cmd_discover(config: Config | None, args: argparse.Namespace) -> int:
@@ -400,19 +507,22 @@ def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
     from monitor.rules import parse_query
     from monitor.store import Store
 
+    _check_watchlist_name(config, args.query)
     query = query_for(config, args.query)
     parse_query(query)
-    since = parse_since(args.since)
+    start = datetime.now(UTC) - parse_since(args.since)
     store = Store.open(config.database)
     try:
         found, stories = 0, set()
-        for article, hit in backtest(store, query, since):
+        for article, hit in backtest(store, query, start):
             found += 1
             stories.add(article.story_id or -article.id)
             print(f"{article.published or '':<25} {article.source:<18} {article.title}")
             print(f"    {article.url}  [{', '.join(hit.words)}]")
-        print(f"{len(stories)} stories ({found} articles) would have alerted "
-              f"(since {args.since}; nothing was sent)")
+        # The window as searched, in local time: what --since meant, not only what was typed.
+        since = f"{local_time(start.timestamp()):%Y-%m-%d %H:%M} ({args.since})"
+        print(f"{_count(len(stories), 'story', 'stories')} ({_count(found, 'article')}) would "
+              f"have alerted (since {since}; nothing was sent)")
     finally:
         store.close()
     return EXIT_OK
@@ -493,9 +603,23 @@ def cmd_prune(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
+# A bare name: letters, digits, - _ . and no spaces, quotes, parentheses or operators.
+_NAME_LIKE = re.compile(r"^[^\W\d_][\w.-]*$")
 
+
+def _check_watchlist_name(config: Config, argument: str) -> None:
+    """A mistyped watchlist name would run as a one-word query and quietly find nothing. A
+    bare name close to a watchlist's is refused with the suggestion; quoted, it is a query."""
+    if config.watchlist(argument) is not None or not _NAME_LIKE.match(argument):
+        return
+    names = [w.name for w in config.watchlists]
+    close = difflib.get_close_matches(argument, names, n=1)
+    if close:
+        raise MonitorError(f"no watchlist {argument!r}; did you mean {close[0]!r}? (to search "
+                           f"for the word instead, quote it: '\"{argument}\"')")
+
+
+def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
     from monitor.querytools import parse_since
     from monitor.store import Store
 
@@ -666,16 +790,66 @@ def cmd_test_notify(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def print_cycle(report: CycleReport) -> None:
-    for source in report.sources:
-        print(format_source(source), flush=True)
-    ok = len(report.sources) - report.sources_failed
-    print(
-        f"cycle: sources {ok} ok, {report.sources_failed} failed; "
-        f"articles {report.new_articles} new, {report.matched_articles} matched; "
-        f"alerts {report.alerts_created} new, {format_delivery(report.delivery)}",
-        flush=True,
-    )
+def print_cycle(report: CycleReport, verbose: int = 0, every_source: bool = True) -> None:
+    """One summary line per report (a scheduler tick, or `once`), after a line for each source:
+    every source with `every_source` or -v, else only those with news, an error or a wait.
+    With log_format json: one object holding the summary and every source."""
+    shown = [s for s in report.sources if every_source or verbose or _eventful(s)]
+    width = min(max((len(s.name) for s in shown), default=0), NAME_WIDTH_MAX)
+    if not _json_logs():
+        for source in shown:
+            _out(format_source(source, width))
+    _out(format_cycle(report), cycle_event(report))
+
+
+def _eventful(s: SourceReport) -> bool:
+    return bool(s.new or s.revised or s.error or s.backing_off or s.pages_blocked)
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _source_counts(report: CycleReport) -> tuple[int, int, int]:
+    """ok, failed, waiting: a source backing off after failures was not polled, so not ok."""
+    waiting = sum(1 for s in report.sources if s.backing_off)
+    failed = report.sources_failed
+    return len(report.sources) - failed - waiting, failed, waiting
+
+
+def format_cycle(report: CycleReport) -> str:
+    ok, failed, waiting = _source_counts(report)
+    sources = f"{_count(len(report.sources), 'source')}: {ok} ok, {failed} failed"
+    if waiting:
+        sources += f", {waiting} waiting"
+    return (f"cycle: {sources}; {_count(report.new_articles, 'new article')}, "
+            f"{report.matched_articles} matched; {_count(report.alerts_created, 'new alert')}, "
+            f"{format_delivery(report.delivery)}")
+
+
+def cycle_event(report: CycleReport) -> dict:
+    """The cycle for machines (log_format json); strings that came from the web redacted."""
+    ok, failed, waiting = _source_counts(report)
+    d = report.delivery
+    secrets = _REDACTION.secrets
+
+    def source(s: SourceReport) -> dict:
+        state = "waiting" if s.backing_off else "failed" if s.error else "ok"
+        entry = {"name": s.name, "state": state, "status": s.status, "entries": s.entries,
+                 "new": s.new, "revised": s.revised, "pages_blocked": s.pages_blocked}
+        if s.error or s.backing_off:
+            entry["error" if s.error else "waiting"] = redact(s.error or s.backing_off, secrets)
+        return entry
+
+    return {
+        "event": "cycle",
+        "sources": {"ok": ok, "failed": failed, "waiting": waiting},
+        "articles": {"new": report.new_articles, "matched": report.matched_articles},
+        "alerts": {"new": report.alerts_created, "sent": d.sent, "pending": d.pending,
+                   "failed": d.failed_total, "held": d.held, "not_delivered": d.failed,
+                   "gave_up": d.gave_up},
+        "per_source": [source(s) for s in report.sources],
+    }
 
 
 def format_delivery(delivery: DeliveryReport) -> str:
@@ -695,17 +869,20 @@ def format_delivery(delivery: DeliveryReport) -> str:
     return ", ".join(parts)
 
 
-def format_source(s: SourceReport) -> str:
+def format_source(s: SourceReport, width: int = 22) -> str:
+    name = s.name if len(s.name) <= width else s.name[:width - 1] + "…"
     if s.backing_off:
-        return f"  {s.name:<22} wait   {s.backing_off}"
-    if s.error:
-        return f"  {s.name:<22} error  {s.error}"
-    if s.status == 304:
-        return f"  {s.name:<22} 304    not modified"
-    revised = f", {s.revised} revised" if s.revised else ""
-    pages = "page" if s.pages_blocked == 1 else "pages"
-    blocked = f"; {s.pages_blocked} article {pages} {BLOCKED_BY_ROBOTS}" if s.pages_blocked else ""
-    return f"  {s.name:<22} {s.status}    {s.entries} entries, {s.new} new{revised}{blocked}"
+        state, text = "wait", s.backing_off
+    elif s.error:
+        state, text = "error", s.error
+    elif s.status == 304:
+        state, text = "304", "not modified"
+    else:
+        revised = f", {s.revised} revised" if s.revised else ""
+        blocked = (f"; {_count(s.pages_blocked, 'article page')} {BLOCKED_BY_ROBOTS}"
+                   if s.pages_blocked else "")
+        state, text = str(s.status), f"{_count(s.entries, 'entry', 'entries')}, {s.new} new{revised}{blocked}"
+    return f"  {name:<{width}} {state:<6} {redact(text, _REDACTION.secrets)}"
 
 
 def _duration(seconds: int) -> str:

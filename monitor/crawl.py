@@ -90,11 +90,12 @@ class Crawler:
             # The asyncio loop is already running; mark the reactor as running on top of it.
             reactor.startRunning(installSignalHandlers=False)
         self.configure(crawl, sources)
-        logging.getLogger("scrapy").setLevel(logging.WARNING)
-        # Download failures reach the spiders' errbacks and are reported per source and per
-        # article; Scrapy's own tracebacks for them would only repeat that.
-        for name in ("scrapy.downloadermiddlewares.retry", "scrapy.downloadermiddlewares.robotstxt"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+        if logging.getLogger("scrapy").level == logging.NOTSET:  # else `-vv` (cli) chose it
+            logging.getLogger("scrapy").setLevel(logging.WARNING)
+            # Download failures reach the spiders' errbacks and are reported per source and per
+            # article; Scrapy's own tracebacks for them would only repeat that.
+            for name in ("scrapy.downloadermiddlewares.retry", "scrapy.downloadermiddlewares.robotstxt"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
 
     def configure(self, crawl: CrawlSettings, sources: Sequence[Source]) -> None:
         """New settings for the crawls that start from now on (at start and on reload)."""

@@ -48,16 +48,41 @@ class Unreachable:
 class Discovery:
     found: list[Discovered]  # one per URL, feeds first
     unreachable: str | None = None  # why the page itself could not be fetched
+    url: str = ""  # the address asked: the one given, with the scheme that was tried last
 
 
 async def discover(crawler: Crawler, url: str) -> Discovery:
-    """Every feed and sitemap found for `url`, and whether the page itself was reachable."""
+    """Every feed and sitemap found for `url`, and whether the page itself was reachable.
+    An address without a scheme is tried over https, then over http when https failed on a
+    port other than 443 (`127.0.0.1:8765`: a local or internal server without TLS)."""
+    first = await _discover(crawler, with_scheme(url))
+    if first.unreachable and plain_http_worth_trying(url):
+        second = await _discover(crawler, f"http://{url}")
+        if not second.unreachable or second.found:
+            return second
+        return Discovery(second.found, f"{first.unreachable}; over http: {second.unreachable}",
+                         first.url)
+    return first
+
+
+async def _discover(crawler: Crawler, url: str) -> Discovery:
     from spiders.discover import DiscoverSpider
 
-    items = await crawler.run(DiscoverSpider, url=with_scheme(url))
+    items = await crawler.run(DiscoverSpider, url=url)
     reasons = [item.reason for item in items if isinstance(item, Unreachable)]
     found = dedupe(item for item in items if isinstance(item, Discovered))
-    return Discovery(found, reasons[0] if reasons else None)
+    return Discovery(found, reasons[0] if reasons else None, url)
+
+
+def plain_http_worth_trying(url: str) -> bool:
+    """Typed without a scheme, with a port that is not https's own."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url):
+        return False
+    try:
+        port = urlsplit(f"//{url}").port
+    except ValueError:
+        return False
+    return port is not None and port != 443
 
 
 def run_discover(crawl: CrawlSettings, url: str) -> Discovery:
@@ -192,7 +217,8 @@ def report(discovery: Discovery, url: str) -> bool:
     """Prints what was found (stdout) and why the page failed (stderr); False when the site
     could not be reached and nothing was found."""
     if discovery.unreachable:
-        print(f"monitor: could not fetch {with_scheme(url)}: {discovery.unreachable}", file=sys.stderr)
+        print(f"monitor: could not fetch {discovery.url or with_scheme(url)}: {discovery.unreachable}",
+              file=sys.stderr)
         if not discovery.found:
             return False
     print(format_sources(discovery.found, url), end="")

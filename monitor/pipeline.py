@@ -396,6 +396,9 @@ def _match_one(matcher: Matcher, watchlists: dict[str, Watchlist], article: Stor
 def _save_matched(monitor: Monitor, watchlists: dict[str, Watchlist], article: StoredArticle,
                   matched: _Matched, report: CycleReport) -> None:
     records = matched.records
+    logger.debug("article %s (%s): %d chars of text, %s", one_line(article.url, LOGGED_URL_MAX),
+                 article.source, len(article.text or ""),
+                 f"matched {', '.join(r.watchlist for r in records)}" if records else "no match")
     if not records:
         monitor.store.save_matches(article.id, [], [], skipped=matched.stopped)
     else:

@@ -100,10 +100,11 @@ def parse_since(value: str) -> timedelta:
         raise MonitorError(f"--since: {exc}") from None
 
 
-def backtest(store: Store, query: str, since: timedelta) -> Iterator[tuple[StoredArticle, Hit]]:
+def backtest(store: Store, query: str, start: datetime) -> Iterator[tuple[StoredArticle, Hit]]:
+    """The stored articles first seen from `start` on that `query` matches. The caller computes
+    `start` once, so that what it prints is the window searched."""
     matcher = Matcher({QUERY: query})
-    start = (datetime.now(UTC) - since).isoformat(timespec="seconds")
-    for article in store.articles_since(start):
+    for article in store.articles_since(start.astimezone(UTC).isoformat(timespec="seconds")):
         hit = matcher.match(document(article)).get(QUERY)
         if hit is not None:
             yield article, hit

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import feedparser
 import scrapy
 from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 from twisted.python.failure import Failure
 
@@ -34,6 +35,9 @@ PROBE_PATHS = (
 class DiscoverSpider(scrapy.Spider):
     name = "discover"
     accept = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
+    # A person waits for the answer: an unreachable site is said so within one timeout, not
+    # after Scrapy's retries; a probe that failed is simply not a feed.
+    custom_settings: ClassVar[dict[str, Any]] = {"RETRY_ENABLED": False}
 
     def __init__(self, url: str, probes: tuple[str, ...] = PROBE_PATHS, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -41,10 +45,14 @@ class DiscoverSpider(scrapy.Spider):
         self.probes = probes
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
+        # The page first, the rest once the host has answered at all: probing eleven paths of
+        # a host that refuses connections only makes the user wait.
+        yield scrapy.Request(self.url, callback=self.parse_page, errback=self.page_failed,
+                             dont_filter=True, headers={"Accept": self.accept},
+                             meta={"via": "", "title": "", "origin": self.url})
+
+    def site_requests(self) -> Iterator[scrapy.Request]:
         root = site_root(self.url)
-        page = self.request(self.url, self.parse_page)
-        page.meta["site_page"] = True
-        yield page
         yield self.request(root + "robots.txt", self.parse_robots)
         for path in self.probes:
             yield self.request(root + path.lstrip("/"), self.parse_candidate, via="probe")
@@ -57,6 +65,7 @@ class DiscoverSpider(scrapy.Spider):
                               meta={"via": via, "title": title, "origin": self.url})
 
     def parse_page(self, response: Response) -> Iterator[scrapy.Request]:
+        yield from self.site_requests()
         if not isinstance(response, TextResponse):
             return
         for link in response.xpath("//link[@href]"):
@@ -84,12 +93,17 @@ class DiscoverSpider(scrapy.Spider):
         yield Discovered(kind=kind, url=response.url, title=title or response.meta["title"],
                          via=response.meta["via"], news=news)
 
-    def unreachable(self, failure: Failure) -> Iterator[Unreachable]:
-        # 404s and refused probes are the normal case here, not errors worth a warning; the
-        # page the user named failing is worth telling them.
+    def page_failed(self, failure: Failure) -> Iterator[Unreachable | scrapy.Request]:
+        """The page the user named failing is worth telling them; if the host answered (a 404,
+        a 500), its robots.txt and common paths may still name feeds."""
         logger.debug("discover: %s: %s", failure.request.url, failure.value)
-        if failure.request.meta.get("site_page"):
-            yield Unreachable(self.url, describe_failure(failure))
+        yield Unreachable(self.url, describe_failure(failure))
+        if failure.check(HttpError):
+            yield from self.site_requests()
+
+    def unreachable(self, failure: Failure) -> None:
+        # 404s and refused probes are the normal case here, not errors worth a warning.
+        logger.debug("discover: %s: %s", failure.request.url, failure.value)
 
 
 def site_root(url: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -145,7 +146,8 @@ def test_backtest_lists_what_would_have_alerted_and_sends_nothing(
     narrower = run_monitor(config, "backtest", "title:(CSTO*)")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.endswith("5 stories (5 articles) would have alerted (since 7d; nothing was sent)\n")
+    assert re.search(r"\n5 stories \(5 articles\) would have alerted \(since \d{4}-\d\d-\d\d "
+                     r"\d\d:\d\d \(7d\); nothing was sent\)\n$", result.stdout), result.stdout
     assert narrower.stdout.splitlines()[-1].startswith("2 stories (2 articles) would have alerted")
     assert receiver.received == []
 

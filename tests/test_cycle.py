@@ -55,7 +55,7 @@ def test_two_cycles_alert_every_match_once_then_only_new(
     assert set(alerted_paths(receiver)) == RELEVANT
     assert len(receiver.received) == len(RELEVANT), "one webhook per matching article"
     assert len(mailbox.messages) == len(RELEVANT), "one email per matching article"
-    assert "articles 10 new, 5 matched" in first.stdout
+    assert "10 new articles, 5 matched" in first.stdout
 
     publish(
         site,
@@ -70,7 +70,7 @@ def test_two_cycles_alert_every_match_once_then_only_new(
     assert len(receiver.received) == len(RELEVANT) + 1
     assert json.loads(receiver.bodies()[-1])["article"]["title"].startswith("CSTO:s övning")
     assert len(mailbox.messages) == len(RELEVANT) + 1
-    assert "utrikes                200    6 entries, 1 new" in second.stdout
+    assert "  utrikes 200    6 entries, 1 new" in second.stdout
     assert site.statuses("/rss/inrikes.latin1.xml") == [200, 304]
     assert site.statuses("/atom/senaste.xml") == [200, 304]
 
@@ -105,7 +105,7 @@ def test_restart_with_lost_fetch_state_does_not_alert_again(
 
     assert again.returncode == 0
     assert len(receiver.received) == sent == len(RELEVANT)
-    assert "articles 0 new" in again.stdout
+    assert "0 new articles" in again.stdout
 
 
 def test_latin1_feed_keeps_swedish_letters(tmp_path: Path, site: Site) -> None:
@@ -172,8 +172,8 @@ def test_malformed_and_failing_feeds_do_not_stop_the_cycle(
 
     assert result.returncode == 0, result.stderr
     assert "trasig" in result.stdout and "not a feed" in result.stdout
-    assert "nere                   error  HTTP 503" in result.stdout
-    assert "sources 1 ok, 2 failed" in result.stdout
+    assert "  nere    error  HTTP 503" in result.stdout
+    assert "3 sources: 1 ok, 2 failed" in result.stdout
     assert len(receiver.received) == len(RELEVANT)
     with sqlite3.connect(tmp_path / "monitor.db") as db:
         failures = dict(db.execute("SELECT name, consecutive_failures FROM sources"))

@@ -142,7 +142,7 @@ def test_monitor_digest_names_the_watchlists_it_knows(tmp_path: Path, site: Site
     unknown = run_monitor(config, "digest", "tokajev", "okänd")
     immediate = run_monitor(config, "digest", "direkt")
 
-    assert unknown.returncode == immediate.returncode == 64
+    assert unknown.returncode == immediate.returncode == 2
     assert "no watchlist named 'okänd' (watchlists: tokajev, putin, direkt)" in unknown.stderr
     assert "'direkt' has no digest" in immediate.stderr
     assert "with a digest: tokajev, putin" in immediate.stderr

@@ -4,6 +4,7 @@ matched but not kept (store_text: false)."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -30,7 +31,8 @@ def sources(site: Site, obey_robots: bool = True) -> list[dict]:
 
 def source_lines(output: str) -> dict[str, str]:
     """`monitor once` / `monitor sources` lines by their first word, the source's name."""
-    return {line.split()[0]: line for line in output.splitlines() if line.strip()}
+    lines = (re.sub(r"^\d{4}-\d\d-\d\d \S+ ", "", line) for line in output.splitlines())
+    return {line.split()[0]: line for line in lines if line.strip()}
 
 
 def test_robots_txt_that_disallows_a_source_is_shown_as_blocked(
@@ -151,4 +153,4 @@ def test_sources_test_fetches_each_source_once_and_stores_nothing(
     only = run_monitor(config, "sources", "--test", "senaste")
     assert only.returncode == 0 and "utrikes" not in only.stdout and "7 entries" in only.stdout
     wrong = run_monitor(config, "sources", "--test", "utrike")
-    assert wrong.returncode == 64 and "no source named 'utrike'" in wrong.stderr
+    assert wrong.returncode == 2 and "no source named 'utrike'" in wrong.stderr

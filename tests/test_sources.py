@@ -58,7 +58,7 @@ def test_feeds_sitemaps_and_section_pages_find_every_article_once(
     assert len(alerted) == len(set(alerted)) == RELEVANT
 
     again = run_monitor(config, "once")
-    assert "articles 0 new" in again.stdout
+    assert "0 new articles" in again.stdout
     assert len(receiver.received) == RELEVANT
 
 
@@ -96,7 +96,7 @@ def test_sitemap_max_age_skips_old_entries(tmp_path: Path, site: Site) -> None:
     result = run_monitor(config, "once")
 
     assert result.returncode == 0, result.stderr
-    assert "1 entries, 1 new" in result.stdout
+    assert "1 entry, 1 new" in result.stdout
     assert len(stored(tmp_path)) == 1
 
 

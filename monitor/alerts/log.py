@@ -3,7 +3,7 @@ shipped configuration works on a fresh machine."""
 
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Any
 
 from monitor.alerts.payload import read_body
@@ -17,6 +17,9 @@ TITLE_IN_LOG = 300
 URL_IN_LOG = 2_000
 # A digest line names its first few headlines; the rest are counted.
 TITLES_IN_DIGEST_LINE = 5
+# The CLI sends this logger's lines to standard output, stamped with the time like every other
+# line of the daemon (or as JSON with log_format: json).
+output = logging.getLogger("monitor.output")
 
 
 def format_line(alert: PendingAlert) -> str:
@@ -57,5 +60,5 @@ def _digest_line(doc: dict[str, Any]) -> str:
 
 
 async def send(notifier: LogNotifier, alert: PendingAlert, renderer: Renderer | None = None) -> str:
-    print(format_line(alert), file=sys.stdout, flush=True)
+    output.info("%s", format_line(alert))
     return "printed on standard output"
