@@ -24,9 +24,11 @@ FEEDS = ("/rss/utrikes.xml", "/rss/inrikes.latin1.xml")
 
 
 def start_daemon(config: Path, log: Path) -> subprocess.Popen[str]:
+    """The daemon, its stderr in `log` and its stdout beside it (printed(log))."""
     return subprocess.Popen(
         [sys.executable, "-m", "monitor", "--config", str(config), "run"],
-        stdout=subprocess.PIPE, stderr=log.open("w"), text=True, cwd=config.parent,
+        stdout=log.with_suffix(".out").open("w"), stderr=log.open("w"), text=True,
+        cwd=config.parent,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )
 
@@ -41,11 +43,14 @@ def wait_for(condition: Callable[[], bool], daemon: subprocess.Popen[str], timeo
         time.sleep(0.1)
 
 
-def stop(daemon: subprocess.Popen[str]) -> str:
+def printed(log: Path) -> str:
+    return log.with_suffix(".out").read_text()
+
+
+def stop(daemon: subprocess.Popen[str]) -> None:
     daemon.send_signal(signal.SIGTERM)
-    out, _ = daemon.communicate(timeout=30)
+    daemon.wait(timeout=30)
     assert daemon.returncode == 0
-    return out
 
 
 def test_second_poll_is_one_conditional_request_and_robots_txt_is_fetched_once(
@@ -53,11 +58,13 @@ def test_second_poll_is_one_conditional_request_and_robots_txt_is_fetched_once(
     raw = monitor_config(site, feeds=tuple(f.lstrip("/") for f in FEEDS))
     for source in raw["sources"]:
         source["interval"] = "5s"
-    daemon = start_daemon(write_config(tmp_path, raw), tmp_path / "stderr.log")
+    log = tmp_path / "stderr.log"
+    daemon = start_daemon(write_config(tmp_path, raw), log)
     try:
         wait_for(lambda: all(len(site.statuses(feed)) >= 3 for feed in FEEDS), daemon, timeout=90)
     finally:
-        out = stop(daemon)
+        stop(daemon)
+    out = printed(log)
 
     for feed in FEEDS:
         assert site.statuses(feed)[:3] == [200, 304, 304], feed
@@ -156,3 +163,22 @@ def test_a_source_late_by_more_than_its_interval_is_reported(tmp_path: Path, sit
     assert status["sources"]["utrikes"]["late_seconds"] >= 25
     assert status["sources"]["inrikes"]["late_seconds"] == 0
     assert status["running"] is False
+
+
+def test_robots_txt_is_kept_for_a_day_then_fetched_again() -> None:
+    from scrapy.utils.test import get_crawler
+
+    from monitor.crawl import ROBOTS_MAX_AGE
+    from spiders.robots import RobotsTxt
+
+    robots = RobotsTxt(get_crawler(settings_dict={
+        "ROBOTSTXT_OBEY": True, "MONITOR_ROBOTS_MAX_AGE": ROBOTS_MAX_AGE}))
+    robots._expire("nyheter.example")  # first request: the parent class fetches it now
+    robots._parsers["nyheter.example"] = parsed = object()
+
+    robots._expire("nyheter.example")
+    assert robots._parsers["nyheter.example"] is parsed, "kept within the day"
+
+    robots.fetched["nyheter.example"] -= ROBOTS_MAX_AGE + 1
+    robots._expire("nyheter.example")
+    assert "nyheter.example" not in robots._parsers, "older than a day: fetched again"

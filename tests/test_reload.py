@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import monitor_config, write_config
 from servers import Site
-from test_live_crawler import start_daemon, stop, wait_for
+from test_live_crawler import printed, start_daemon, stop, wait_for
 
 UTRIKES, INRIKES = "/rss/utrikes.xml", "/rss/inrikes.latin1.xml"
 
@@ -22,7 +22,7 @@ def test_reload_polls_a_new_source_at_once_and_keeps_the_others_schedule(
     log = tmp_path / "stderr.log"
     daemon = start_daemon(config, log)
     try:
-        wait_for(lambda: site.statuses(UTRIKES), daemon)
+        wait_for(lambda: "cycle:" in printed(log), daemon)  # its first poll is over
         raw["sources"] += monitor_config(site, feeds=("rss/inrikes.latin1.xml",))["sources"]
         write_config(tmp_path, raw)
         daemon.send_signal(signal.SIGHUP)
