@@ -7,12 +7,17 @@ Crawler on the same AsyncCrawlerRunner. No business logic here: spiders in, item
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from scrapy.core.downloader import Downloader  # does not import the reactor
+
+from monitor.frontier import Frontier, Job, LocalFrontier
 from monitor.models import CrawlSettings, PageResult, PollResult, Source
 
 logger = logging.getLogger(__name__)
@@ -72,30 +77,36 @@ def download_slots(sources: Sequence[Source]) -> dict[str, dict[str, Any]]:
     return slots
 
 
+def start_reactor() -> Any:
+    """The asyncio Twisted reactor, on the running loop (installed once per process)."""
+    from scrapy.utils.reactor import install_reactor, is_asyncio_reactor_installed
+
+    install_reactor(ASYNCIO_REACTOR)
+    if not is_asyncio_reactor_installed():
+        raise RuntimeError("a non-asyncio Twisted reactor was installed before the crawler")
+    from twisted.internet import reactor
+
+    if not reactor.running:
+        # The asyncio loop is already running; mark the reactor as running on top of it.
+        reactor.startRunning(installSignalHandlers=False)
+    if logging.getLogger("scrapy").level == logging.NOTSET:  # else `-vv` (cli) chose it
+        logging.getLogger("scrapy").setLevel(logging.WARNING)
+        # Download failures reach the spiders' errbacks and are reported per source and per
+        # article; Scrapy's own tracebacks for them would only repeat that.
+        for name in ("scrapy.downloadermiddlewares.retry", "scrapy.downloadermiddlewares.robotstxt"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    return reactor
+
+
 class Crawler:
-    """A long-lived runner. Create it inside the running asyncio loop."""
+    """One crawl per call (`monitor once`, discover, probe). Create it inside the running
+    asyncio loop."""
 
     def __init__(self, crawl: CrawlSettings, sources: Sequence[Source] = ()) -> None:
-        from scrapy.utils.reactor import install_reactor, is_asyncio_reactor_installed
-
-        install_reactor(ASYNCIO_REACTOR)
-        if not is_asyncio_reactor_installed():
-            raise RuntimeError("a non-asyncio Twisted reactor was installed before the crawler")
-        from twisted.internet import reactor
-
-        self._reactor = reactor
+        self._reactor = start_reactor()
         self.stopped = False
         self._abandoned = asyncio.Event()
-        if not reactor.running:
-            # The asyncio loop is already running; mark the reactor as running on top of it.
-            reactor.startRunning(installSignalHandlers=False)
         self.configure(crawl, sources)
-        if logging.getLogger("scrapy").level == logging.NOTSET:  # else `-vv` (cli) chose it
-            logging.getLogger("scrapy").setLevel(logging.WARNING)
-            # Download failures reach the spiders' errbacks and are reported per source and per
-            # article; Scrapy's own tracebacks for them would only repeat that.
-            for name in ("scrapy.downloadermiddlewares.retry", "scrapy.downloadermiddlewares.robotstxt"):
-                logging.getLogger(name).setLevel(logging.CRITICAL)
 
     def configure(self, crawl: CrawlSettings, sources: Sequence[Source]) -> None:
         """New settings for the crawls that start from now on (at start and on reload)."""
@@ -187,3 +198,166 @@ def _quiet_when_dropped(loop: asyncio.AbstractEventLoop) -> None:
 
     loop.set_exception_handler(handler)
     warnings.filterwarnings("ignore", r"coroutine '.*' was never awaited", RuntimeWarning)
+
+
+# A domain's robots.txt is kept this long, then fetched again before its next request.
+ROBOTS_MAX_AGE = 24 * 3600
+# A domain's download slot (its concurrency, delay and AutoThrottle state) outlives idle spells
+# this long; Scrapy's default of 60 s would forget it between two polls of a feed.
+SLOT_KEEP = 7 * 24 * 3600
+
+
+def live_settings(crawl: CrawlSettings, sources: Sequence[Source]) -> dict[str, Any]:
+    """The one-crawl settings, for one crawl that lasts: the page cache is on for the whole
+    crawl and skipped per request by everything but article pages (spiders/live.py)."""
+    settings = scrapy_settings(crawl, sources)
+    settings["DOWNLOADER"] = "monitor.crawl.LongLivedDownloader"
+    settings["MONITOR_ROBOTS_MAX_AGE"] = ROBOTS_MAX_AGE
+    # First come, first fetched (Scrapy's default is last in, first out): article pages go in
+    # the order the feed gave them, and a poll queued earlier is not overtaken by a later one.
+    settings["SCHEDULER_MEMORY_QUEUE"] = "scrapy.squeues.FifoMemoryQueue"
+    if crawl.cache_dir:
+        settings |= {
+            "HTTPCACHE_ENABLED": True,
+            "HTTPCACHE_DIR": str(crawl.cache_dir),
+            "HTTPCACHE_POLICY": "scrapy.extensions.httpcache.RFC2616Policy",
+            "HTTPCACHE_IGNORE_HTTP_CODES": list(range(400, 600)),
+        }
+    return settings
+
+
+class LongLivedDownloader(Downloader):
+    def _slot_gc(self, age: float = SLOT_KEEP) -> None:
+        super()._slot_gc(age)
+
+
+@dataclass
+class _Batch:
+    """What one caller waits for: the items of its jobs, done when none is outstanding."""
+
+    outstanding: int
+    done: asyncio.Future
+    items: list[Any] = field(default_factory=list)
+
+
+class LiveCrawler:
+    """The daemon's crawler: one Scrapy crawl, open from start() to close(), fed through a
+    frontier. Its `fetch_sources`/`fetch_pages` are those of Crawler, so a cycle runs on either.
+    Being one crawl, robots.txt is fetched once per domain (again after ROBOTS_MAX_AGE), and
+    one download slot per domain holds concurrency, delay and AutoThrottle for all sources."""
+
+    def __init__(self, crawl: CrawlSettings, sources: Sequence[Source] = (),
+                 frontier: Frontier | None = None) -> None:
+        self._reactor = start_reactor()
+        self.frontier: Frontier = frontier if frontier is not None else LocalFrontier()
+        self.stopped = False
+        self._abandoned = asyncio.Event()
+        self._batches: dict[int, _Batch] = {}
+        self._ids = itertools.count(1)
+        self._crawl_settings = crawl
+        from scrapy.crawler import AsyncCrawlerRunner
+
+        self._runner = AsyncCrawlerRunner(live_settings(crawl, sources))
+        self._crawler: Any = None
+        self._crawl: asyncio.Future | None = None
+
+    async def start(self) -> None:
+        from spiders.live import LiveSpider
+
+        self._crawler = self._runner.create_crawler(LiveSpider)
+        self._crawl = asyncio.ensure_future(
+            self._runner.crawl(self._crawler, frontier=self.frontier, router=self))
+        self._crawl.add_done_callback(self._ended)
+
+    def _ended(self, crawl: asyncio.Future) -> None:
+        if not crawl.cancelled() and crawl.exception() is not None:
+            logger.error("the crawler stopped: %r", crawl.exception())
+        elif not self.stopped:
+            logger.error("the crawler stopped unexpectedly")
+        self._abandoned.set()  # no answer will come any more
+
+    def configure(self, crawl: CrawlSettings, sources: Sequence[Source]) -> None:
+        """On reload: the sources' per-domain delay and concurrency and the link guard's hosts
+        apply at once; other crawl settings need a restart (one crawl holds its settings)."""
+        from spiders.guard import install_resolver
+
+        if replace(crawl, hosts=(), allow_private=False) != replace(
+                self._crawl_settings, hosts=(), allow_private=False):
+            logger.warning("crawl settings changed; they take effect at the next restart "
+                           "(crawl.hosts and the sources' delay and concurrency apply now)")
+        install_resolver(crawl.allow_private, {n: list(a) for n, a in crawl.hosts},
+                         sorted({h for h in (urlsplit(s.url).hostname for s in sources) if h}))
+        engine = self._crawler.engine if self._crawler else None
+        if engine is None or engine.downloader is None:
+            return
+        downloader = engine.downloader
+        downloader.per_slot_settings = download_slots(sources)
+        for key, slot in downloader.slots.items():
+            wanted = downloader.per_slot_settings.get(key, {})
+            slot.concurrency = wanted.get("concurrency", downloader.domain_concurrency)
+            slot.delay = max(slot.delay, wanted.get("delay", 0.0))
+
+    async def fetch_sources(self, targets: dict[str, list[Any]]) -> list[PollResult]:
+        """Every source of every kind in one batch; the crawl's slots pace them per domain."""
+        return await self._submit([(kind, t) for kind, group in targets.items() for t in group])
+
+    async def fetch_pages(self, targets: list[Any]) -> list[PageResult]:
+        return await self._submit([("article", t) for t in targets])
+
+    async def _submit(self, work: list[tuple[str, Any]]) -> list[Any]:
+        """Push the jobs and wait for their items; after stop_crawls(), only those answered
+        within the grace."""
+        if self.stopped or not work or self._abandoned.is_set():
+            return []
+        batch_id = next(self._ids)
+        batch = _Batch(len(work), asyncio.get_running_loop().create_future())
+        self._batches[batch_id] = batch
+        self.frontier.push(Job(batch_id, kind, target) for kind, target in work)
+        abandoned = asyncio.ensure_future(self._abandoned.wait())
+        try:
+            # Not `await batch.done` alone: a stop must not wait for answers that never come.
+            await asyncio.wait({batch.done, abandoned}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            abandoned.cancel()
+            self._batches.pop(batch_id, None)
+        return list(batch.items)
+
+    # The router side, called by spiders/live.py.
+    def expect(self, batch_id: int, count: int) -> None:
+        batch = self._batches.get(batch_id)
+        if batch is not None:
+            batch.outstanding += count
+
+    def deliver(self, batch_id: int, item: Any) -> None:
+        batch = self._batches.get(batch_id)
+        if batch is not None:  # else its caller gave up (stopped): nobody waits for it
+            batch.items.append(item)
+
+    def finished(self, batch_id: int) -> None:
+        batch = self._batches.get(batch_id)
+        if batch is None:
+            return
+        batch.outstanding -= 1
+        if batch.outstanding <= 0 and not batch.done.done():
+            batch.done.set_result(None)
+
+    async def stop_crawls(self) -> None:
+        """Stop taking jobs; answers on their way have STOP_GRACE seconds, then every waiting
+        caller gets what it has. Later calls fetch nothing."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self._crawler is not None and self._crawler.spider is not None:
+            self._crawler.spider.closing = True
+        try:
+            await asyncio.wait_for(self._runner.stop(), STOP_GRACE)
+        except TimeoutError:
+            logger.info("crawls still waiting for answers are abandoned")
+            _quiet_when_dropped(asyncio.get_running_loop())
+        self._abandoned.set()
+
+    async def close(self) -> None:
+        await self.stop_crawls()
+        if self._crawl is not None and not self._crawl.done():
+            self._crawl.add_done_callback(_consume)
+        self._reactor.getThreadPool().stop()

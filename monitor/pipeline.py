@@ -16,7 +16,7 @@ from monitor.alerts.digest import Bundle, Hold, bundle_and_deliver, hold_for, re
 from monitor.alerts.outbox import DeliveryReport, deliver_pending
 from monitor.alerts.payload import StoryContext, build_body, new_alert_id
 from monitor.alerts.trouble import report_source_trouble
-from monitor.crawl import Crawler
+from monitor.crawl import Crawler, LiveCrawler
 from monitor.models import (
     BLOCKED_BY_ROBOTS,
     Config,
@@ -52,6 +52,7 @@ class SourceReport:
     backing_off: str | None = None
     revised: int = 0
     pages_blocked: int = 0  # article pages that robots.txt disallowed
+    retry_at: datetime | None = None  # backing off: when the source may be polled again
 
 
 @dataclass
@@ -79,7 +80,7 @@ class Monitor:
 
     config: Config
     store: Store
-    crawler: Crawler
+    crawler: Crawler | LiveCrawler  # one crawl per call (once) or one for the daemon's life
     matcher: Matcher
     stories: RecentStories
     # Cycles of different sources overlap in the daemon; one delivery pass at a time, so an
@@ -87,7 +88,7 @@ class Monitor:
     delivery_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
-    def build(cls, config: Config, store: Store, crawler: Crawler) -> Monitor:
+    def build(cls, config: Config, store: Store, crawler: Crawler | LiveCrawler) -> Monitor:
         return cls(config, store, crawler, build_matcher(config), RecentStories(store))
 
 
@@ -156,7 +157,8 @@ async def poll_sources(monitor: Monitor, sources: Sequence[Source], report: Cycl
     for source, retry_at in waiting:
         failures = health[source.name]["consecutive_failures"]
         report.sources.append(SourceReport(source.name, None, 0, 0, None, backing_off=(
-            f"backing off after {failures} failures until {retry_at:%H:%M:%S} UTC")))
+            f"backing off after {failures} failures until {retry_at:%H:%M:%S} UTC"),
+            retry_at=retry_at))
     targets: dict[str, list[SourceTarget]] = {}
     for source, _ in due:
         targets.setdefault(source.type, []).append(SourceTarget(

@@ -1,16 +1,18 @@
-"""The daemon: APScheduler triggers one cycle per source on its interval, and a delivery pass
-for the outbox; SIGTERM/SIGINT stop it after in-flight work, SIGHUP reloads the config."""
+"""The daemon: an APScheduler tick starts one cycle over the sources due, a delivery pass runs
+for the outbox, digests on their cron times; one crawler serves it all for the daemon's life.
+SIGTERM/SIGINT stop it after in-flight work, SIGHUP reloads the config off the loop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -19,15 +21,18 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.alerts.digest import describe_bundles, digest_groups
 from monitor.alerts.outbox import DeliveryReport
 from monitor.config import load_config
-from monitor.crawl import STOP_GRACE, Crawler
+from monitor.crawl import STOP_GRACE, Crawler, LiveCrawler
 from monitor.errors import MonitorError, StoreError
 from monitor.models import Config, Source
 from monitor.pipeline import CycleReport, Monitor, build_matcher, deliver, run_cycle, send_digests
+from monitor.rules import Matcher
 from monitor.store import Store
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 DELIVERY_INTERVAL = 60
+TICK = 1  # seconds between looks for due sources
+BEHIND_LOG_EVERY = 60  # seconds between two "falling behind" warnings
 # After the crawls stopped (STOP_GRACE), in-flight work has this long to store, match and
 # deliver what it has; then it is cancelled. Both together stay well under 10 s.
 SHUTDOWN_GRACE = 4.0
@@ -35,6 +40,10 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Daemon:
+    """Ticks every TICK seconds: every source due then is polled in one cycle (one report per
+    tick). A source is due one interval after its last poll started (later while it backs off
+    after failures), and never while a poll of it is still running."""
+
     def __init__(self, config: Config, on_cycle: Callable[[CycleReport], None],
                  on_config: Callable[[Config], None] = lambda config: None) -> None:
         self.config = config
@@ -44,10 +53,16 @@ class Daemon:
         self.in_flight: set[asyncio.Task] = set()
         self.scheduler = AsyncIOScheduler()
         self.monitor: Monitor | None = None
+        self.last_poll: dict[str, float] = {}  # source → when its last poll started (epoch s)
+        self.retry_at: dict[str, float] = {}  # source → backing off until (epoch s)
+        self.polling: set[str] = set()  # sources with a poll in flight
+        self._behind_logged = 0.0  # when "falling behind" was last logged (monotonic)
+        self._reloading = asyncio.Lock()
 
     async def run(self) -> None:
         store = Store.open(self.config.database)
-        crawler = Crawler(self.config.crawl, self.config.sources)
+        crawler = LiveCrawler(self.config.crawl, self.config.sources)
+        await crawler.start()
         self.monitor = Monitor.build(self.config, store, crawler)
         self._install_signals()
         self._schedule(self.config)
@@ -60,17 +75,21 @@ class Daemon:
             await self._shutdown(crawler, store)
 
     def _schedule(self, config: Config) -> None:
-        now = datetime.now(self.scheduler.timezone)
-        for source in config.sources:
-            self.scheduler.add_job(
-                self._tracked, IntervalTrigger(seconds=source.interval), args=[self._cycle, source],
-                id=f"source:{source.name}", next_run_time=now, max_instances=1, coalesce=True,
-                misfire_grace_time=None, replace_existing=True,
-            )
+        self.scheduler.add_job(
+            self._tick, IntervalTrigger(seconds=TICK), id="tick",
+            next_run_time=datetime.now(self.scheduler.timezone), max_instances=1, coalesce=True,
+            misfire_grace_time=None, replace_existing=True,
+        )
         self.scheduler.add_job(
             self._tracked, IntervalTrigger(seconds=DELIVERY_INTERVAL), args=[self._deliver],
             id="deliver", max_instances=1, coalesce=True, replace_existing=True,
         )
+        self._schedule_digests(config)
+
+    def _schedule_digests(self, config: Config) -> None:
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("digest:"):
+                job.remove()
         for (schedule, timezone), group in digest_groups(config.watchlists).items():
             # A digest runs however late its time was missed (the loop busy, the clock jumped):
             # its alerts are held for it. Missed runs while stopped are not made up for; the
@@ -80,6 +99,65 @@ class Daemon:
                 args=[self._digest, [w.name for w in group]], id=f"digest:{schedule}|{timezone}",
                 max_instances=1, coalesce=True, misfire_grace_time=None, replace_existing=True,
             )
+
+    def next_due(self, source: Source) -> float:
+        """When `source` is to be polled next (epoch seconds); 0 for one never polled."""
+        last = self.last_poll.get(source.name)
+        if last is None:
+            return 0.0
+        return max(last + source.interval, self.retry_at.get(source.name, 0.0))
+
+    def due(self, now: float) -> list[Source]:
+        return [s for s in self.config.sources
+                if s.name not in self.polling and self.next_due(s) <= now]
+
+    def lateness(self, now: float) -> dict[str, float]:
+        """Seconds each source's poll is overdue (0 when on time); a poll in flight counts from
+        the time the next one would have been due."""
+        return {s.name: max(0.0, now - self.next_due(s)) if s.name in self.last_poll else 0.0
+                for s in self.config.sources}
+
+    async def _tick(self) -> None:
+        if self.stopping.is_set():
+            return
+        now = time.time()
+        self._report_lag(now)
+        due = self.due(now)
+        if not due:
+            return
+        for source in due:
+            self.last_poll[source.name] = now
+            self.polling.add(source.name)
+        task = asyncio.create_task(self._tracked(self._cycle, due))
+        self.in_flight.add(task)  # at once: a stop right now must wait for it too
+        task.add_done_callback(self.in_flight.discard)
+
+    def _report_lag(self, now: float) -> None:
+        intervals = {s.name: s.interval for s in self.config.sources}
+        behind = {name: late for name, late in self.lateness(now).items() if late > intervals[name]}
+        if behind and time.monotonic() - self._behind_logged >= BEHIND_LOG_EVERY:
+            self._behind_logged = time.monotonic()
+            worst = max(behind, key=behind.__getitem__)
+            logger.warning("falling behind: %d %s late, the worst by %.0fs (%s)", len(behind),
+                           "source" if len(behind) == 1 else "sources", behind[worst], worst)
+
+    def status(self) -> dict[str, Any]:
+        """For /healthz and /metrics: whether the scheduler runs, and each source's schedule."""
+        now = time.time()
+        late = self.lateness(now)
+        return {
+            "running": self.scheduler.running and not self.stopping.is_set(),
+            "sources": {
+                s.name: {
+                    "last_poll": _iso(self.last_poll.get(s.name)),
+                    "next_due": _iso(self.next_due(s) or now),
+                    "late_seconds": round(late[s.name], 1),
+                    "behind": late[s.name] > s.interval,
+                    "polling": s.name in self.polling,
+                }
+                for s in self.config.sources
+            },
+        }
 
     async def _tracked(self, job: Callable, *args: object) -> None:
         if self.stopping.is_set():
@@ -103,8 +181,17 @@ class Daemon:
         finally:
             self.in_flight.discard(task)
 
-    async def _cycle(self, source: Source) -> None:
-        self.on_cycle(await run_cycle(self.monitor, [source]))
+    async def _cycle(self, sources: list[Source]) -> None:
+        try:
+            report = await run_cycle(self.monitor, sources)
+        finally:
+            self.polling.difference_update(s.name for s in sources)
+        for polled in report.sources:
+            if polled.retry_at is not None:
+                self.retry_at[polled.name] = polled.retry_at.timestamp()
+            else:
+                self.retry_at.pop(polled.name, None)
+        self.on_cycle(report)
 
     async def _deliver(self) -> DeliveryReport:
         report = await deliver(self.monitor)
@@ -139,12 +226,24 @@ class Daemon:
         self.stopping.set()
 
     def reload(self) -> None:
-        try:
-            config = load_config(Path(self.config.path))
-            matcher = build_matcher(config)
-        except MonitorError as exc:
-            logger.error("reload refused, keeping the running configuration:\n%s", exc)
-            return
+        task = asyncio.get_running_loop().create_task(self._reload())
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+
+    async def _reload(self) -> None:
+        async with self._reloading:  # two SIGHUPs in a row: one reload after the other
+            try:
+                # Parsing and compiling thousands of watchlists takes seconds: not on the loop.
+                config, matcher = await asyncio.to_thread(_load, Path(self.config.path))
+            except MonitorError as exc:
+                logger.error("reload refused, keeping the running configuration:\n%s", exc)
+                return
+            if self.stopping.is_set():
+                return
+            self._swap(config, matcher)
+        await self._tick()  # a new source is polled at once
+
+    def _swap(self, config: Config, matcher: Matcher) -> None:
         if config.database != self.config.database:
             logger.warning("database path changed; it takes effect at the next restart")
             config = replace(config, database=self.config.database)
@@ -152,12 +251,17 @@ class Daemon:
         self.on_config(config)
         self.monitor.config, self.monitor.matcher = config, matcher
         self.monitor.crawler.configure(config.crawl, config.sources)
-        self.scheduler.remove_all_jobs()
-        self._schedule(config)
+        # Sources keep their schedule by name: an unchanged one its next time, a new one is
+        # due now, a removed one is forgotten (a poll of it in flight still finishes).
+        names = {s.name for s in config.sources}
+        for state in (self.last_poll, self.retry_at):
+            for name in set(state) - names:
+                del state[name]
+        self._schedule_digests(config)
         logger.info("configuration reloaded: %d sources, %d watchlists",
                     len(config.sources), len(config.watchlists))
 
-    async def _shutdown(self, crawler: Crawler, store: Store) -> None:
+    async def _shutdown(self, crawler: LiveCrawler, store: Store) -> None:
         # Paused, not shut down: shutting down APScheduler's executor cancels the running jobs.
         self.scheduler.pause()
         await crawler.stop_crawls()
@@ -165,6 +269,16 @@ class Daemon:
         self.scheduler.shutdown(wait=False)
         await crawler.close()
         store.close()
+
+
+def _load(path: Path) -> tuple[Config, Matcher]:
+    """The configuration at `path` and its compiled watchlists (run in a worker thread)."""
+    config = load_config(path)
+    return config, build_matcher(config)
+
+
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 async def _finish_or_cancel(tasks: set[asyncio.Task], grace: float) -> None:

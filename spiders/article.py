@@ -50,19 +50,22 @@ class ArticleSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[scrapy.Request | PageResult]:
         for target in self.targets:
-            try:
-                yield scrapy.Request(
-                    target.url,
-                    callback=self.parse_page,
-                    errback=self.failed,
-                    dont_filter=True,
-                    meta={"handle_httpstatus_list": HANDLED_STATUSES, "target": target,
-                          "origin": target.url if target.origin is None else target.origin,
-                          "dont_obey_robotstxt": not target.obey_robots,
-                          "dont_cache": not target.store_text},
-                )
-            except ValueError as exc:  # one bad address fails its own article only
-                yield PageResult(target.article_id, target.url, error=f"bad URL: {exc}"[:300])
+            yield self.page_request(target)
+
+    def page_request(self, target: PageTarget) -> scrapy.Request | PageResult:
+        try:
+            return scrapy.Request(
+                target.url,
+                callback=self.parse_page,
+                errback=self.failed,
+                dont_filter=True,
+                meta={"handle_httpstatus_list": HANDLED_STATUSES, "target": target,
+                      "origin": target.url if target.origin is None else target.origin,
+                      "dont_obey_robotstxt": not target.obey_robots,
+                      "dont_cache": not target.store_text},
+            )
+        except ValueError as exc:  # one bad address fails its own article only
+            return PageResult(target.article_id, target.url, error=f"bad URL: {exc}"[:300])
 
     def parse_page(self, response: Response) -> Iterator[PageResult]:
         target: PageTarget = response.meta["target"]

@@ -43,7 +43,11 @@ class SourceSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[scrapy.Request | PollResult]:
         for target in self.targets:
-            yield self.first_request(target.url, target)
+            yield self.first_request(self.start_url(target), target)
+
+    def start_url(self, target: SourceTarget) -> str:
+        """The first document fetched for a source (a sitemap at a site root: its robots.txt)."""
+        return target.url
 
     def first_request(self, url: str, target: SourceTarget) -> scrapy.Request | PollResult:
         """The source's own document; a URL Scrapy cannot request fails this source only."""

@@ -9,6 +9,9 @@ one without consuming its result (Scrapy's behaviour before the async rewrite)."
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.http import Request
 from scrapy.robotstxt import RobotParser
@@ -18,8 +21,15 @@ from twisted.internet.defer import Deferred
 
 
 class RobotsTxt(RobotsTxtMiddleware):
+    def __init__(self, crawler: Any) -> None:
+        super().__init__(crawler)
+        self.max_age = crawler.settings.getfloat("MONITOR_ROBOTS_MAX_AGE", 0)
+        self.fetched: dict[str, float] = {}  # netloc → when its robots.txt was requested
+
     async def robot_parser(self, request: Request) -> RobotParser | None:
-        pending = self._parsers.get(urlparse_cached(request).netloc)
+        netloc = urlparse_cached(request).netloc
+        self._expire(netloc)
+        pending = self._parsers.get(netloc)
         if not isinstance(pending, Deferred):
             return await super().robot_parser(request)
         waiter: Deferred[RobotParser | None] = Deferred()
@@ -30,3 +40,12 @@ class RobotsTxt(RobotsTxtMiddleware):
 
         pending.addCallback(relay)
         return await maybe_deferred_to_future(waiter)
+
+    def _expire(self, netloc: str) -> None:
+        now = time.monotonic()
+        if netloc not in self._parsers:
+            self.fetched[netloc] = now  # the parent class requests it now
+        elif (self.max_age and not isinstance(self._parsers[netloc], Deferred)
+              and now - self.fetched.get(netloc, now) > self.max_age):
+            del self._parsers[netloc]
+            self.fetched[netloc] = now

@@ -52,12 +52,10 @@ class SitemapSpider(SourceSpider):
                     yield request
         yield from super().parse_source(response)
 
-    async def start(self) -> Any:
-        for target in self.targets:
-            if urlsplit(target.url).path in ("", "/"):
-                yield self.first_request(target.url.rstrip("/") + "/robots.txt", target)
-            else:
-                yield self.first_request(target.url, target)
+    def start_url(self, target: SourceTarget) -> str:
+        if urlsplit(target.url).path in ("", "/"):
+            return target.url.rstrip("/") + "/robots.txt"
+        return target.url
 
     def entries(self, response: Response, target: SourceTarget) -> Iterator[Entry | scrapy.Request]:
         if _is_robots(response.url):
