@@ -19,13 +19,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
 
 from monitor.metrics import CONTENT_TYPE, Health, Metrics, SchedulerStatus
 from monitor.models import Config
-from monitor.store import write_test
+from monitor.store import Store, write_test
 
 logger = logging.getLogger(__name__)
 # /healthz's write test is cached this long: a probe every second costs one test per interval.
@@ -213,5 +214,18 @@ async def atom_feed(request: web.Request) -> web.Response:
     name = request.match_info["watchlist"]
     if name not in {w.name for w in context.config.watchlists}:
         raise web.HTTPNotFound(text=f"no watchlist {name!r}\n")
-    body = await asyncio.to_thread(build_feed, context.config.database, context.config, name)
+    body = await asyncio.to_thread(_feed, build_feed, context.config, name)
     return web.Response(body=body, content_type="application/atom+xml")
+
+
+# What a feed reader is given: the stories matched in the last FEED_WINDOW.
+FEED_WINDOW = timedelta(days=7)
+
+
+def _feed(build_feed: Callable[..., bytes], config: Config, name: str) -> bytes:
+    """In a worker thread, on a read-only connection of its own."""
+    store = Store.open_reader(config.database)
+    try:
+        return build_feed(store, config, name, FEED_WINDOW)
+    finally:
+        store.close()

@@ -23,14 +23,18 @@ from monitor.alerts.outbox import DeliveryReport
 from monitor.config import load_config
 from monitor.crawl import STOP_GRACE, Crawler, LiveCrawler
 from monitor.errors import MonitorError, StoreError
-from monitor.models import Config, Source
+from monitor.http import HttpHandle, start_http
+from monitor.metrics import Metrics
+from monitor.models import Config, HttpSettings, Source
 from monitor.pipeline import CycleReport, Monitor, build_matcher, deliver, run_cycle, send_digests
+from monitor.retention import prune_daily
 from monitor.rules import Matcher
 from monitor.store import Store
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 DELIVERY_INTERVAL = 60
+PRUNE_HOUR, PRUNE_MINUTE = 3, 17  # local time of the daily retention job
 TICK = 1  # seconds between looks for due sources
 BEHIND_LOG_EVERY = 60  # seconds between two "falling behind" warnings
 # After the crawls stopped (STOP_GRACE), in-flight work has this long to store, match and
@@ -58,21 +62,32 @@ class Daemon:
         self.polling: set[str] = set()  # sources with a poll in flight
         self._behind_logged = 0.0  # when "falling behind" was last logged (monotonic)
         self._reloading = asyncio.Lock()
+        self.metrics = Metrics(config)
+        self.http: HttpHandle | None = None
 
     async def run(self) -> None:
         store = Store.open(self.config.database)
         crawler = LiveCrawler(self.config.crawl, self.config.sources)
         await crawler.start()
         self.monitor = Monitor.build(self.config, store, crawler)
-        self._install_signals()
-        self._schedule(self.config)
-        self.scheduler.start()
-        logger.info("monitor running: %d sources, %d watchlists",
-                    len(self.config.sources), len(self.config.watchlists))
         try:
+            if self.config.http is not None:
+                self.http = await self._listen(self.config)
+            self._install_signals()
+            self._schedule(self.config)
+            self.scheduler.start()
+            logger.info("monitor running: %s, %s", _count(len(self.config.sources), "source"),
+                        _count(len(self.config.watchlists), "watchlist"))
             await self.stopping.wait()
         finally:
             await self._shutdown(crawler, store)
+
+    async def _listen(self, config: Config) -> HttpHandle:
+        try:
+            return await start_http(config, self.status, self.metrics)
+        except OSError as exc:
+            raise MonitorError(f"http.listen: cannot listen on {config.http.host}:{config.http.port}: "
+                               f"{exc.strerror or exc}") from None
 
     def _schedule(self, config: Config) -> None:
         self.scheduler.add_job(
@@ -83,6 +98,11 @@ class Daemon:
         self.scheduler.add_job(
             self._tracked, IntervalTrigger(seconds=DELIVERY_INTERVAL), args=[self._deliver],
             id="deliver", max_instances=1, coalesce=True, replace_existing=True,
+        )
+        # Retention once a day, at night local time; `monitor prune` does the same by hand.
+        self.scheduler.add_job(
+            self._tracked, CronTrigger(hour=PRUNE_HOUR, minute=PRUNE_MINUTE), args=[self._prune],
+            id="prune", max_instances=1, coalesce=True, misfire_grace_time=None, replace_existing=True,
         )
         self._schedule_digests(config)
 
@@ -145,13 +165,15 @@ class Daemon:
         """For /healthz and /metrics: whether the scheduler runs, and each source's schedule."""
         now = time.time()
         late = self.lateness(now)
+        running = self.scheduler.running and not self.stopping.is_set()
         return {
-            "running": self.scheduler.running and not self.stopping.is_set(),
+            "running": running,
+            "reason": "" if running else ("stopping" if self.stopping.is_set() else "not started"),
             "sources": {
                 s.name: {
                     "last_poll": _iso(self.last_poll.get(s.name)),
                     "next_due": _iso(self.next_due(s) or now),
-                    "late_seconds": round(late[s.name], 1),
+                    "late": round(late[s.name], 1),
                     "behind": late[s.name] > s.interval,
                     "polling": s.name in self.polling,
                 }
@@ -191,10 +213,12 @@ class Daemon:
                 self.retry_at[polled.name] = polled.retry_at.timestamp()
             else:
                 self.retry_at.pop(polled.name, None)
+        self.metrics.observe_cycle(report)
         self.on_cycle(report)
 
     async def _deliver(self) -> DeliveryReport:
         report = await deliver(self.monitor)
+        self.metrics.observe_delivery(report)
         if report.sent or report.failed:
             logger.info("delivery: %d sent, %d failed, %d pending",
                         report.sent, report.failed, report.pending)
@@ -202,6 +226,7 @@ class Daemon:
 
     async def _digest(self, watchlists: list[str]) -> None:
         bundles, report = await send_digests(self.monitor, watchlists)
+        self.metrics.observe_delivery(report)
         for line in describe_bundles(self.monitor.store, bundles):
             logger.info("%s", line)
         if not bundles:
@@ -209,6 +234,11 @@ class Daemon:
         if report.failed:
             logger.info("delivery: %d sent, %d failed, %d pending",
                         report.sent, report.failed, report.pending)
+
+    async def _prune(self) -> None:
+        # Under the delivery lock: pruning must not delete what a delivery pass is reading.
+        async with self.monitor.delivery_lock:
+            prune_daily(self.monitor.store, self.config.retention)
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -244,6 +274,7 @@ class Daemon:
         await self._tick()  # a new source is polled at once
 
     def _swap(self, config: Config, matcher: Matcher) -> None:
+        listening = self.config.http
         if config.database != self.config.database:
             logger.warning("database path changed; it takes effect at the next restart")
             config = replace(config, database=self.config.database)
@@ -251,6 +282,11 @@ class Daemon:
         self.on_config(config)
         self.monitor.config, self.monitor.matcher = config, matcher
         self.monitor.crawler.configure(config.crawl, config.sources)
+        self.metrics.configure(config)
+        if self.http is not None:
+            self.http.configure(config)
+        if _listen(config.http) != _listen(listening):
+            logger.warning("http.listen changed; it takes effect at the next restart")
         # Sources keep their schedule by name: an unchanged one its next time, a new one is
         # due now, a removed one is forgotten (a poll of it in flight still finishes).
         names = {s.name for s in config.sources}
@@ -258,15 +294,20 @@ class Daemon:
             for name in set(state) - names:
                 del state[name]
         self._schedule_digests(config)
-        logger.info("configuration reloaded: %d sources, %d watchlists",
-                    len(config.sources), len(config.watchlists))
+        logger.info("configuration reloaded: %s, %s", _count(len(config.sources), "source"),
+                    _count(len(config.watchlists), "watchlist"))
 
     async def _shutdown(self, crawler: LiveCrawler, store: Store) -> None:
-        # Paused, not shut down: shutting down APScheduler's executor cancels the running jobs.
-        self.scheduler.pause()
+        started = self.scheduler.running
+        if started:
+            # Paused, not shut down: shutting down APScheduler's executor cancels running jobs.
+            self.scheduler.pause()
         await crawler.stop_crawls()
         await _finish_or_cancel(self.in_flight, SHUTDOWN_GRACE)
-        self.scheduler.shutdown(wait=False)
+        if started:
+            self.scheduler.shutdown(wait=False)
+        if self.http is not None:  # after the grace: /healthz says "stopping" meanwhile
+            await self.http.close()
         await crawler.close()
         store.close()
 
@@ -275,6 +316,14 @@ def _load(path: Path) -> tuple[Config, Matcher]:
     """The configuration at `path` and its compiled watchlists (run in a worker thread)."""
     config = load_config(path)
     return config, build_matcher(config)
+
+
+def _listen(http: HttpSettings | None) -> tuple[str, int] | None:
+    return None if http is None else (http.host, http.port)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _iso(epoch: float | None) -> str | None:

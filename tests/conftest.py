@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,36 @@ def run_monitor(config: Path, *args: str, env: dict[str, str] | None = None,
         [sys.executable, "-m", "monitor", "--config", str(config), *args],
         capture_output=True, text=True, timeout=timeout, env=environment, cwd=config.parent,
     )
+
+
+# --- the daemon in a subprocess -----------------------------------------------------------
+
+
+def start_daemon(config: Path, log: Path, *args: str) -> subprocess.Popen[str]:
+    """`monitor run`: stderr (the log) in `log`, stdout (cycle lines, alerts) beside it, .out."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(config), *args, "run"],
+        stdout=log.with_suffix(".out").open("w"), stderr=log.open("w"), text=True,
+        cwd=config.parent,
+        env={**os.environ, "PYTHONPATH": str(REPO), "WEBHOOK_SECRET": WEBHOOK_SECRET},
+    )
+
+
+def wait_for(condition: Callable[[], bool], daemon: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if daemon.poll() is not None:
+            raise AssertionError(f"the daemon ended early with rc {daemon.returncode}")
+        if time.monotonic() > deadline:
+            daemon.kill()
+            raise AssertionError("timed out waiting for the daemon")
+        time.sleep(0.1)
+
+
+def stop_daemon(daemon: subprocess.Popen[str]) -> int:
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        return daemon.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        raise
