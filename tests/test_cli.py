@@ -181,7 +181,7 @@ def test_reload_refuses_a_bad_query_with_a_caret_and_keeps_running(tmp_path: Pat
     assert daemon.returncode == 0
     assert "reload refused, keeping the running configuration" in err
     assert "tokajev NEAR/ CSTO\n" in err and "^" in err
-    assert "configuration reloaded: 1 sources, 1 watchlists" in err
+    assert "configuration reloaded: 1 source, 1 watchlist" in err
 
 
 def test_discover_prints_sources_ready_to_paste_without_a_config(tmp_path: Path, site: Site) -> None:

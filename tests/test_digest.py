@@ -9,16 +9,13 @@ the renderer's (monitor/alerts/render.py) and is tested with it."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
-from conftest import REPO, run_monitor, write_config
+from conftest import run_monitor, start_daemon, stop_daemon, wait_for, write_config
 from servers import Mailbox, Receiver, Site, webhook_receiver
 
 FEED = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Nyheter</title>'
@@ -151,28 +148,10 @@ def test_monitor_digest_names_the_watchlists_it_knows(tmp_path: Path, site: Site
 # --- the daemon -----------------------------------------------------------------------------
 
 
-def start_daemon(config: Path, log: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "monitor", "--config", str(config), "run"],
-        stdout=(log.with_suffix(".out")).open("w"), stderr=log.open("w"), text=True,
-        cwd=config.parent, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-    )
 
 
-def wait_for(condition: Callable[[], bool], daemon: subprocess.Popen[str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if daemon.poll() is not None:
-            raise AssertionError(f"the daemon ended early with rc {daemon.returncode}")
-        if time.monotonic() > deadline:
-            daemon.kill()
-            raise AssertionError("timed out waiting for the daemon")
-        time.sleep(0.1)
 
 
-def stop(daemon: subprocess.Popen[str]) -> None:
-    daemon.send_signal(signal.SIGTERM)
-    assert daemon.wait(timeout=15) == 0
 
 
 def received_stories(receiver: Receiver) -> list[tuple[str, str]]:
@@ -190,7 +169,7 @@ def run_daemon(config: Path, log: Path, until: Callable[[], bool]) -> bool:
         wait_for(until, daemon, 75)
         time.sleep(1)  # the log line is written after the receiver answered
     finally:
-        stop(daemon)
+        assert stop_daemon(daemon) == 0
     return same_minute
 
 

@@ -7,9 +7,9 @@ import signal
 import time
 from pathlib import Path
 
-from conftest import monitor_config, write_config
+from conftest import monitor_config, start_daemon, stop_daemon, wait_for, write_config
 from servers import Site
-from test_live_crawler import printed, start_daemon, stop, wait_for
+from test_live_crawler import printed
 
 UTRIKES, INRIKES = "/rss/utrikes.xml", "/rss/inrikes.latin1.xml"
 
@@ -30,7 +30,7 @@ def test_reload_polls_a_new_source_at_once_and_keeps_the_others_schedule(
         wait_for(lambda: "configuration reloaded: 2 sources" in log.read_text(), daemon)
         time.sleep(2)  # two more ticks: an unchanged source must not be re-polled in them
     finally:
-        stop(daemon)
+        assert stop_daemon(daemon) == 0
 
     assert site.statuses(UTRIKES) == [200], "the unchanged source keeps its next time (1h)"
     assert site.statuses(INRIKES) == [200]
@@ -50,7 +50,7 @@ def test_a_broken_config_on_reload_is_refused_and_the_daemon_keeps_polling(
         wait_for(lambda: "reload refused" in log.read_text(), daemon)
         wait_for(lambda: len(site.statuses(UTRIKES)) >= 2, daemon, timeout=30)
     finally:
-        stop(daemon)
+        assert stop_daemon(daemon) == 0
 
     assert "reload refused, keeping the running configuration" in log.read_text()
     assert site.statuses(UTRIKES)[:2] == [200, 304]
