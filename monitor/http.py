@@ -1,5 +1,7 @@
 """The daemon's own HTTP listener (`http: {listen: ...}`), on the daemon's asyncio loop:
-/healthz, /metrics and, when monitor/export.py provides it, /feeds/WATCHLIST.atom.
+/healthz, /metrics, the analyst's pages (monitor/web: /, /articles/ID, /sources, /watchlists,
+/static/NAME) and, when monitor/export.py provides it, /feeds/WATCHLIST.atom. `monitor web`
+serves the same app without the daemon.
 
 Read-only: only GET (and HEAD) routes, nothing changes state over HTTP. With http.auth.token
 set, every request needs `Authorization: Bearer TOKEN`. Blocking work (SQLite) runs in worker
@@ -133,7 +135,9 @@ def build_app(context: HttpContext) -> web.Application:
 
 def route_modules() -> list[RouteModule]:
     """Every module that adds routes: the one place to register more (issue 15's pages)."""
-    modules: list[RouteModule] = [add_health_routes]
+    from monitor.web import add_page_routes
+
+    modules: list[RouteModule] = [add_health_routes, add_page_routes]
     if _provides("monitor.export", "atom_feed"):
         modules.append(add_feed_routes)
     return modules
