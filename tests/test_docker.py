@@ -25,6 +25,12 @@ def host_folder() -> Iterator[Path]:
     reachable by other users (pytest's own tmp folders are not)."""
     parent = Path(tempfile.mkdtemp(prefix="monitor-docker-"))
     parent.chmod(0o755)
+    # The image's /app is readable by every user; a checkout need not be (a clean clone in a
+    # mktemp folder is 0700), so the script and the shipped config are copied beside the folder.
+    shutil.copy(ENTRYPOINT, parent / ENTRYPOINT.name)
+    shutil.copy(REPO / "config.yaml", parent / "shipped-config.yaml")
+    for copy in (parent / ENTRYPOINT.name, parent / "shipped-config.yaml"):
+        copy.chmod(0o755)
     data = parent / "data"
     data.mkdir()
     try:
@@ -35,10 +41,10 @@ def host_folder() -> Iterator[Path]:
 
 def entrypoint(data: Path, *command: str, user: int | None = None) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "MONITOR_CONFIG": str(data / "config.yaml"),
-           "MONITOR_SHIPPED_CONFIG": str(REPO / "config.yaml")}
+           "MONITOR_SHIPPED_CONFIG": str(data.parent / "shipped-config.yaml")}
     prefix = [] if user is None else ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
-    return subprocess.run([*prefix, "sh", str(ENTRYPOINT), *command], capture_output=True,
-                          text=True, env=env, timeout=30)
+    return subprocess.run([*prefix, "sh", str(data.parent / ENTRYPOINT.name), *command],
+                          capture_output=True, text=True, env=env, timeout=30)
 
 
 @as_root
