@@ -136,6 +136,7 @@ def route_modules() -> list[RouteModule]:
     modules: list[RouteModule] = [add_health_routes]
     if _provides("monitor.export", "atom_feed"):
         modules.append(add_feed_routes)
+    modules.append(importlib.import_module("monitor.web.search").add_routes)  # /search
     return modules
 
 
