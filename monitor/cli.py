@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from monitor import __version__
 from monitor.config import load_config, resolve_config_path
 from monitor.errors import AlreadyRunning, ConfigError, MonitorError, QueryError, StoreError
-from monitor.models import BLOCKED_BY_ROBOTS, Config, Watchlist, blocked_by_robots
+from monitor.models import BLOCKED_BY_ROBOTS, Config, Watchlist, source_state
 from monitor.redact import RedactingFilter, config_secrets, redact
 
 if TYPE_CHECKING:  # the pipeline pulls in Scrapy and the matcher; the CLI is up before them
@@ -163,6 +163,15 @@ def _parser() -> argparse.ArgumentParser:
         "deliver the rest of the outbox. For running digests from cron instead of `monitor run`.")
     digest.add_argument("watchlists", metavar="WATCHLIST", nargs="*")
     digest.set_defaults(handler=cmd_digest)
+    web = commands.add_parser(
+        "web", parents=[common], help="serve the pages over the database, without the daemon",
+        description="Serve the web pages (stories, articles, sources, watchlists), /healthz, "
+        "/metrics and the Atom feeds over an existing database until SIGTERM/SIGINT. Nothing is "
+        "crawled or sent. Listens on http.listen from the config, else 127.0.0.1:8080; off the "
+        "loopback, http.auth.token is required.")
+    web.add_argument("--listen", metavar="HOST:PORT", help="where to listen (default: http.listen, "
+                     "else 127.0.0.1:8080)")
+    web.set_defaults(handler=cmd_web)
     return parser
 
 
@@ -400,15 +409,6 @@ def _test_sources(config: Config, names: list[str]) -> int:
                   f"{page.lang or 'unknown'} ({one_line(page.url, 500)})")
     print(f"tested {_count(len(probes), 'source')}; nothing was stored or sent")
     return EXIT_OK if all(p.poll.ok and p.poll.entries for p in probes) else EXIT_NO_MATCH
-
-
-def source_state(row: dict) -> str:
-    """new, ok, failing, or blocked: robots.txt said no, which no retry will change."""
-    if not row:
-        return "new"
-    if not row["consecutive_failures"]:
-        return "ok"
-    return "blocked" if blocked_by_robots(row["last_error"]) else "failing"
 
 
 def _short_time(value: str | None) -> str:
@@ -765,6 +765,39 @@ def _digest(config: Config, names: list[str]) -> int:
         print(f"digest: nothing held for {', '.join(names)}; nothing sent")
     print(f"delivery: {delivery.sent} sent, {delivery.failed} failed, {delivery.pending} pending",
           flush=True)
+    return EXIT_OK
+
+
+def cmd_web(config: Config, args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from monitor.config import LOCAL_HOSTS, parse_listen, unprotected_listen
+    from monitor.models import HttpSettings
+    from monitor.web.serve import serve_until_stopped
+
+    settings = config.http or HttpSettings()
+    if args.listen is not None:
+        try:
+            host, port = parse_listen(args.listen)
+        except ValueError as exc:
+            raise MonitorError(f"--listen: {exc}") from None
+        if host not in LOCAL_HOSTS and settings.token is None:
+            raise MonitorError(f"--listen: {unprotected_listen(args.listen)}")
+        settings = replace(settings, host=host, port=port)
+    if not config.database.exists():
+        raise StoreError(f"no database at {config.database}: `monitor once` or `monitor run` "
+                         "makes one")
+
+    def ready(host: str, port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"web: serving http://{shown}:{port}/ over {config.database} (read-only; "
+              "Ctrl-C stops)", flush=True)
+
+    try:
+        asyncio.run(serve_until_stopped(replace(config, http=settings), ready))
+    except OSError as exc:
+        raise MonitorError(f"cannot listen on {settings.host}:{settings.port}: "
+                           f"{exc.strerror or exc}") from None
     return EXIT_OK
 
 

@@ -542,18 +542,33 @@ def _http(s: _Section) -> HttpSettings:
     """http: {listen: "127.0.0.1:8080", auth: {token: ...}}; a listener on another address than
     the loopback needs a token (the pages show what the monitor collected)."""
     listen = s.take("listen", str, "127.0.0.1:8080")
-    host, _, port_text = listen.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise s.error("listen", f"expected HOST:PORT such as 127.0.0.1:8080, got {listen!r}")
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as exc:
+        raise s.error("listen", str(exc)) from None
     auth = s.section("auth", {})
     token = auth.take("token", str, None) or None
     auth.done()
     s.done()
     if host not in LOCAL_HOSTS and token is None:
-        raise s.error("listen", f"{listen!r} is reachable from other machines: set http.auth.token "
-                                f"(e.g. token: \"${{MONITOR_WEB_TOKEN}}\") or listen on 127.0.0.1")
-    return HttpSettings(host=host, port=int(port_text), token=token)
+        raise s.error("listen", unprotected_listen(listen))
+    return HttpSettings(host=host, port=port, token=token)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """A listen address, HOST:PORT (an IPv6 host in brackets), as (host, port); ValueError
+    saying what is wrong."""
+    host, _, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8080, got {listen!r}")
+    return host, int(port_text)
+
+
+def unprotected_listen(listen: str) -> str:
+    """Why a listener off the loopback without a token is refused, and what to do."""
+    return (f"{listen!r} is reachable from other machines: set http.auth.token "
+            f"(e.g. token: \"${{MONITOR_WEB_TOKEN}}\") or listen on 127.0.0.1")
 
 
 def _retention(s: _Section) -> RetentionSettings:

@@ -133,10 +133,11 @@ def build_app(context: HttpContext) -> web.Application:
 
 def route_modules() -> list[RouteModule]:
     """Every module that adds routes: the one place to register more (issue 15's pages)."""
-    modules: list[RouteModule] = [add_health_routes]
+    from monitor.web import add_page_routes
+
+    modules: list[RouteModule] = [add_health_routes, add_page_routes]
     if _provides("monitor.export", "atom_feed"):
         modules.append(add_feed_routes)
-    modules.append(importlib.import_module("monitor.web.search").add_routes)  # /search
     return modules
 
 

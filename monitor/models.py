@@ -14,6 +14,16 @@ def blocked_by_robots(error: str | None) -> bool:
     return bool(error) and error.startswith(BLOCKED_BY_ROBOTS)
 
 
+def source_state(row: dict) -> str:
+    """A source's state from its row of Store.source_health(): new (never polled), ok, failing,
+    or blocked (robots.txt said no, which no retry will change). `monitor sources`, /sources."""
+    if not row:
+        return "new"
+    if not row["consecutive_failures"]:
+        return "ok"
+    return "blocked" if blocked_by_robots(row["last_error"]) else "failing"
+
+
 @dataclass(frozen=True)
 class Source:
     name: str

@@ -446,6 +446,88 @@ class Store:
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return free
 
+    # --- web pages (monitor/web: read-only, on a reader's connection) ------------------------
+
+    def alerted_stories(self, watchlists: Iterable[str], since: str, source: str | None = None,
+                        limit: int = 50, offset: int = 0) -> list[dict]:
+        """The stories that alerted one of `watchlists` since `since`, the latest first: one
+        row per story (a story of an old alert without one is its article), with the article
+        and time of its first alert. Ranges of the index alerts(watchlist, created); the source
+        is read from the article by its primary key."""
+        names = list(watchlists)
+        if not names:
+            return []
+        params = [*names, since, *(() if source is None else (source,)), limit, offset]
+        return list(self.db.query(_alerted_stories_sql(len(names), source is not None), params))
+
+    def story_alerts(self, story_ids: Iterable[int], article_ids: Iterable[int] = ()) -> list[dict]:
+        """Every alert (kind 'alert') of these stories, and of these articles that have no story,
+        oldest first, with the status of the digest or catch-up that carried a bundled one."""
+        stories, articles = list(story_ids), list(article_ids)
+        clauses = []
+        if stories:
+            clauses.append(f"a.story_id IN ({', '.join('?' for _ in stories)})")
+        if articles:
+            clauses.append(f"(a.story_id IS NULL AND a.article_id IN ({', '.join('?' for _ in articles)}))")
+        if not clauses:
+            return []
+        return list(self.db.query(
+            "SELECT a.id, a.story_id, a.article_id, a.watchlist, a.notifier, a.status,"
+            " a.last_error, a.created, a.sent_at, a.body, a.bundle, b.status AS bundle_status"
+            " FROM alerts a LEFT JOIN alerts b ON b.id = a.bundle"
+            f" WHERE a.kind = 'alert' AND ({' OR '.join(clauses)}) ORDER BY a.created, a.rowid",
+            [*stories, *articles]))
+
+    def articles_by_id(self, article_ids: Iterable[int]) -> dict[int, dict]:
+        """These articles' headline, links, source and times, by id."""
+        ids = list(article_ids)
+        if not ids:
+            return {}
+        return {row["id"]: row for row in self.db.query(
+            f"SELECT {_PAGE_COLUMNS} FROM articles WHERE id IN ({', '.join('?' for _ in ids)})",
+            ids)}
+
+    def story_articles(self, story_id: int) -> list[dict]:
+        """The articles of a story (its copies at other outlets), oldest first."""
+        return list(self.db.query(
+            f"SELECT {_PAGE_COLUMNS} FROM articles WHERE story_id = ? ORDER BY first_seen, id",
+            [story_id]))
+
+    def article_page(self, article_id: int) -> dict | None:
+        """One article as stored, with its text; None when there is no such article."""
+        rows = list(self.db.query(
+            f"SELECT {_PAGE_COLUMNS}, summary, text, lang, author, revision, fetch_error, skipped,"
+            " duplicate_of FROM articles WHERE id = ?", [article_id]))
+        return rows[0] if rows else None
+
+    def article_matches(self, article_id: int) -> list[dict]:
+        """The watchlists the article matched, with their words (a list) and snippets."""
+        return [row | {"words": json.loads(row["words"])} for row in self.db.query(
+            "SELECT watchlist, words, snippet, matched_at FROM matches WHERE article_id = ?"
+            " ORDER BY watchlist", [article_id])]
+
+    def article_revisions(self, article_id: int) -> list[dict]:
+        """The earlier revisions of the article (headline, summary, when replaced), oldest first."""
+        return list(self.db.query(
+            "SELECT revision, title, summary, replaced FROM revisions WHERE article_id = ?"
+            " ORDER BY revision", [article_id]))
+
+    def articles_per_day(self, source: str, since: str) -> dict[str, int]:
+        """The source's articles first seen since `since`, per UTC day (YYYY-MM-DD): one range
+        of the index articles(source, first_seen)."""
+        return {row[0]: row[1] for row in self.db.execute(ARTICLES_PER_DAY, [source, since])}
+
+    def watchlist_alert_times(self, watchlist: str, since: str) -> list[tuple[str, str]]:
+        """(first alert time, story key) of each story that alerted the watchlist since
+        `since`: a range of the index alerts(watchlist, created)."""
+        return [(row[1], row[0]) for row in self.db.execute(WATCHLIST_ALERT_TIMES, [watchlist, since])]
+
+    def last_alert(self, watchlist: str) -> dict | None:
+        """The watchlist's newest alert with its article's headline and link: one seek in the
+        index alerts(watchlist, created)."""
+        rows = list(self.db.query(LAST_ALERT, [watchlist]))
+        return rows[0] if rows else None
+
     # --- export (`monitor export`, the Atom feeds) ------------------------------------------
 
     def articles_for_export(self, since: str) -> Iterator[dict]:
@@ -868,6 +950,17 @@ TROUBLE_FACTS = ("SELECT name, url, failing_since, consecutive_failures, last_er
 LAST_NEW_OF_SOURCE = "SELECT max(first_seen) FROM articles WHERE source = ?"
 ARTICLES_SEEN_BETWEEN = ("SELECT count(*) FROM articles WHERE source = ? AND first_seen >= ?"
                          " AND first_seen <= ?")
+# A story's key among alerts: its story, or for an alert without one, its article.
+STORY_KEY = "COALESCE('s' || a.story_id, 'a' || a.article_id)"
+ARTICLES_PER_DAY = ("SELECT substr(first_seen, 1, 10) AS day, count(*) FROM articles"
+                    " WHERE source = ? AND first_seen >= ? GROUP BY day")
+WATCHLIST_ALERT_TIMES = (f"SELECT {STORY_KEY} AS story_key, min(a.created) FROM alerts a"
+                         " WHERE a.watchlist = ? AND a.created >= ? AND a.kind = 'alert'"
+                         " GROUP BY story_key")
+LAST_ALERT = ("SELECT a.created, a.article_id, r.title, r.link, r.url, r.source FROM alerts a"
+              " LEFT JOIN articles r ON r.id = a.article_id"
+              " WHERE a.watchlist = ? AND a.kind = 'alert' ORDER BY a.created DESC LIMIT 1")
+_PAGE_COLUMNS = "id, source, title, link, url, published, first_seen, story_id"
 IMMEDIATE_STORIES_SINCE = (
     "SELECT count(DISTINCT COALESCE('s' || story_id, 'a' || article_id)) FROM alerts"
     " WHERE watchlist = ? AND kind = 'alert' AND created >= ? AND status NOT IN (?, ?)")
@@ -878,6 +971,30 @@ def _articles_in_state_sql(sources: list[str] | None) -> str:
     if sources is not None:
         sql += f" AND source IN ({', '.join('?' for _ in sources)})"
     return sql + " ORDER BY id"
+
+
+def _alerted_stories_sql(watchlists: int, of_source: bool) -> str:
+    sql = (f"SELECT {STORY_KEY} AS story_key, a.story_id, a.article_id, a.watchlist,"
+           " min(a.created) AS first_alert FROM alerts a"
+           f" WHERE a.watchlist IN ({', '.join('?' * watchlists)}) AND a.created >= ?"
+           " AND a.kind = 'alert'")
+    if of_source:
+        sql += " AND (SELECT r.source FROM articles r WHERE r.id = a.article_id) = ?"
+    return sql + " GROUP BY story_key ORDER BY first_alert DESC, story_key LIMIT ? OFFSET ?"
+
+
+def web_page_statements() -> dict[str, tuple[str, list]]:
+    """The pages' statements whose cost could grow with the database, with sample parameters:
+    each must be answered from an index (tests/test_web_pages.py checks the plans)."""
+    now = utcnow()
+    return {
+        "alerted_stories": (_alerted_stories_sql(2, False), ["w", "v", now, 51, 0]),
+        "alerted_stories of a source": (_alerted_stories_sql(1, True), ["w", now, "svt", 51, 0]),
+        "articles_per_day": (ARTICLES_PER_DAY, ["svt", now]),
+        "watchlist_alert_times": (WATCHLIST_ALERT_TIMES, ["w", now]),
+        "last_alert": (LAST_ALERT, ["w"]),
+        "story_urls": (STORY_URLS, [1]),
+    }
 
 
 def _pending_alerts_sql(due_only: bool) -> str:

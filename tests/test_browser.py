@@ -194,8 +194,8 @@ def test_typing_a_query_updates_the_count_without_a_reload(app: App, browser) ->
                    and by_id(d, "count-number").text == str(n), f"the count for {query!r}")
         hits = browser.find_elements("css selector", "#hits li")
         assert len(hits) == expected
-        assert len(browser.find_elements("css selector", "#chart rect")) == 7
-        assert browser.find_elements("css selector", "#hits .hit-snippet strong")
+        assert len(browser.find_elements("css selector", "#chart-box rect")) == 7
+        assert browser.find_elements("css selector", "#hits .hit-snippet mark")
 
     assert browser.execute_script("return window.notReloaded") == "still the same page"
     assert browser.current_url == address

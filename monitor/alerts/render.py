@@ -177,15 +177,17 @@ def local_time(value: str | None, timezone: str = DEFAULT_TIMEZONE) -> str:
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
-def emphasise(text: str, words: list[str] | tuple[str, ...]) -> Markup:
-    """The text escaped, with each whole-word occurrence of a matched word in <strong>."""
+def emphasise(text: str, words: list[str] | tuple[str, ...], tag: str = "strong") -> Markup:
+    """The text escaped, with each whole-word occurrence of a matched word in <strong> (or
+    another `tag`: the web pages use <mark>)."""
     if not words:
         return escape(text)
     alternatives = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
     pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+    around = Markup(f"<{tag}>%s</{tag}>")
     parts, last = [], 0
     for found in pattern.finditer(text):
-        parts += [escape(text[last:found.start()]), Markup("<strong>%s</strong>") % found[0]]
+        parts += [escape(text[last:found.start()]), around % found[0]]
         last = found.end()
     parts.append(escape(text[last:]))
     return Markup("").join(parts)

@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
 from aiohttp import web
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from monitor.alerts.render import emphasise, local_time
 from monitor.errors import QueryError, StoreError
@@ -29,6 +27,8 @@ from monitor.models import DEFAULT_TIMEZONE, Config, StoredArticle
 from monitor.rules import Hit
 from monitor.search import search
 from monitor.store import Store
+from monitor.web.charts import bar_chart
+from monitor.web.pages import page, render, web_link
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 365
@@ -36,23 +36,9 @@ SHOWN_HITS = 50  # hits listed; the count and the chart take every match
 DEFAULT_NAME = "ny-bevakning"
 MAX_QUERY = 2_000  # characters; a watchlist query is a line or two
 
-HERE = Path(__file__).parent
-STATIC = HERE / "static"
-TEMPLATES = HERE / "templates"
-# Pages: scripts, styles and fetches from the daemon itself only; no inline script or style.
-PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-            "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-
-# The chart's geometry, in SVG user units; static/tester.js draws the same from /search.json.
-CHART_WIDTH, CHART_HEIGHT = 560, 96
-BARS_TOP, BARS_HEIGHT = 14, 60  # bars stand on y = BARS_TOP + BARS_HEIGHT
-MAX_LABELS = 7  # date labels under the bars
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/search", search_page)
-    app.router.add_get("/search.json", search_json)
-    app.router.add_get("/static/tester.js", tester_js)
+# The chart's size (monitor.web.charts.bar_chart); static/tester.js draws the same from
+# /search.json.
+CHART_WIDTH, CHART_HEIGHT = 560, 80
 
 
 # --- what a query finds ----------------------------------------------------------------------
@@ -107,10 +93,10 @@ def hit_view(article: StoredArticle, hit: Hit, timezone: str) -> dict[str, str]:
     return {
         "title": article.title or link,
         # Only web addresses become links: never a javascript: or data: URL from a feed.
-        "url": link if link.startswith(("http://", "https://")) else "",
+        "url": web_link(link) or "",
         "source": article.source,
         "time": local_time(article.published or article.first_seen, timezone),
-        "snippet_html": emphasise(hit.snippet, hit.words),
+        "snippet_html": emphasise(hit.snippet, hit.words, tag="mark"),
     }
 
 
@@ -141,38 +127,6 @@ def page_timezone(config: Config) -> str:
 def notifiers_in_use(config: Config) -> list[str]:
     """The notifiers the watchlists already send to, for the copied entry's `notify:`."""
     return list(dict.fromkeys(name for w in config.watchlists for name in w.notify))
-
-
-# --- the chart -----------------------------------------------------------------------------
-
-
-def chart(per_day: list[tuple[str, int]]) -> dict[str, Any]:
-    """Bars and labels for the template's SVG: one bar per day, its count above it while there
-    is room, and at most MAX_LABELS dates below."""
-    if not per_day:
-        return {"width": CHART_WIDTH, "height": CHART_HEIGHT, "bars": []}
-    top = max(n for _, n in per_day) or 1
-    slot = CHART_WIDTH / len(per_day)
-    every = math.ceil(len(per_day) / MAX_LABELS)
-    bars = []
-    for i, (day, n) in enumerate(per_day):
-        height = max(n / top * BARS_HEIGHT, 1 if n else 0)
-        y = BARS_TOP + BARS_HEIGHT - height
-        bars.append({
-            "day": day, "n": n,
-            "x": round(i * slot + slot * 0.1, 2), "width": round(slot * 0.8, 2),
-            "y": round(y, 2), "height": round(height, 2), "n_y": round(y - 3, 2),
-            "middle": round(i * slot + slot / 2, 2),
-            "show_n": slot >= 14,
-            "label": _short_date(day) if (len(per_day) - 1 - i) % every == 0 else "",
-        })
-    return {"width": CHART_WIDTH, "height": CHART_HEIGHT, "bars": bars,
-            "base": BARS_TOP + BARS_HEIGHT}
-
-
-def _short_date(day: str) -> str:
-    when = date.fromisoformat(day)
-    return f"{when.day}/{when.month}"
 
 
 # --- handlers -----------------------------------------------------------------------------
@@ -221,15 +175,15 @@ async def search_page(request: web.Request) -> web.Response:
     asked = _asked(request)
     tried = await _tried(request, asked)
     config = request.app[CONTEXT].config
-    body = _environment().get_template("search.html").render(
-        asked=asked, tried=tried, chart=chart(tried.per_day), max_days=MAX_DAYS,
+    body = render(
+        "search.html", active="search", asked=asked, tried=tried, max_days=MAX_DAYS,
+        chart=bar_chart(tried.per_day, CHART_WIDTH, CHART_HEIGHT),
         default_name=DEFAULT_NAME, shown_max=SHOWN_HITS,
         caret=caret_line(tried.error) if tried.error else "",
         query_line=query_line(asked.query),
         copied=watchlist_yaml(asked.name, asked.query, notifiers_in_use(config)),
     )
-    return web.Response(text=body, content_type="text/html", charset="utf-8",
-                        headers={"Content-Security-Policy": PAGE_CSP})
+    return page(body)
 
 
 async def search_json(request: web.Request) -> web.Response:
@@ -249,20 +203,3 @@ async def search_json(request: web.Request) -> web.Response:
         "error": error,
         "watchlist_yaml": watchlist_yaml(asked.name, asked.query, notifiers_in_use(config)),
     })
-
-
-async def tester_js(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "tester.js",
-                            headers={"Content-Type": "text/javascript; charset=utf-8"})
-
-
-_ENVIRONMENT: Environment | None = None
-
-
-def _environment() -> Environment:
-    global _ENVIRONMENT
-    if _ENVIRONMENT is None:
-        # Autoescaped: everything that came from the web (titles, snippets, the query) is text.
-        _ENVIRONMENT = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(
-            ["html"], default_for_string=True, default=True), trim_blocks=True, lstrip_blocks=True)
-    return _ENVIRONMENT

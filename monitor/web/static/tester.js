@@ -1,7 +1,7 @@
 // The live query tester (/search): while the user types, ask /search.json and redraw the count,
 // the chart, the hits, the error and the watchlist entry, without reloading the page. The page
 // is whole without this file. Every string from the server goes in as text (textContent, DOM
-// nodes); the only markup taken is the snippet's <strong>, rebuilt element by element.
+// nodes); the only markup taken is the snippet's <mark>, rebuilt element by element.
 "use strict";
 
 (function () {
@@ -11,8 +11,7 @@
   }
   const SVG = "http://www.w3.org/2000/svg";
   const DELAY = 300; // ms after the last keystroke
-  // The chart's geometry: as monitor/web/search.py draws it.
-  const WIDTH = 560, HEIGHT = 96, BARS_TOP = 14, BARS_HEIGHT = 60, MAX_LABELS = 7;
+  const WIDTH = 560, HEIGHT = 80; // monitor/web/search.py's CHART_WIDTH, CHART_HEIGHT
 
   const $ = (id) => document.getElementById(id);
   const query = $("q"), days = $("days");
@@ -38,47 +37,42 @@
     return n === 1 ? one : many;
   }
 
-  function round(x) {
-    return Math.round(x * 100) / 100;
+  function round1(x) {
+    return Math.round(x * 10) / 10;
   }
 
+  // As monitor.web.charts.bar_chart draws it: one bar per day, the first and last day below.
   function drawChart(perDay) {
-    const chart = $("chart");
-    chart.replaceChildren();
-    if (!perDay.length) return;
-    const top = Math.max(...perDay.map((d) => d[1])) || 1;
-    const slot = WIDTH / perDay.length;
-    const every = Math.ceil(perDay.length / MAX_LABELS);
+    const chart = svg("svg", {class: "bars", role: "img", width: WIDTH, height: HEIGHT,
+                              viewBox: `0 0 ${WIDTH} ${HEIGHT}`});
+    const counts = perDay.map((d) => d[1]);
+    const top = Math.max(0, ...counts) || 1;
+    const bars = HEIGHT - 14;
+    const slot = WIDTH / Math.max(perDay.length, 1);
+    chart.append(svg("title", {}, `${counts.reduce((a, b) => a + b, 0)} in ${perDay.length} days`));
+    chart.append(svg("line", {x1: 0, y1: bars, x2: WIDTH, y2: bars, class: "baseline"}));
     perDay.forEach(([day, n], i) => {
-      const height = Math.max((n / top) * BARS_HEIGHT, n ? 1 : 0);
-      const y = round(BARS_TOP + BARS_HEIGHT - height);
-      const middle = round(i * slot + slot / 2);
-      const group = svg("g", {});
-      group.append(svg("title", {}, `${day}: ${n}`));
-      group.append(svg("rect", {x: round(i * slot + slot * 0.1), y: y, width: round(slot * 0.8),
-                                height: round(height), fill: "#3465a4"}));
-      if (slot >= 14 && n) {
-        group.append(svg("text", {x: middle, y: y - 3, "text-anchor": "middle", "font-size": 10,
-                                  "font-family": "sans-serif"}, String(n)));
-      }
-      if ((perDay.length - 1 - i) % every === 0) {
-        const [, month, date] = day.split("-").map(Number);
-        group.append(svg("text", {x: middle, y: HEIGHT - 4, "text-anchor": "middle", "font-size": 10,
-                                  "font-family": "sans-serif", fill: "#555"}, `${date}/${month}`));
-      }
-      chart.append(group);
+      const bar = n ? round1((bars * n) / top) : 0;
+      const rect = svg("rect", {x: round1(i * slot + 1), y: round1(bars - bar),
+                                width: round1(Math.max(slot - 2, 1)), height: bar, class: "bar"});
+      rect.append(svg("title", {}, `${day}: ${n}`));
+      chart.append(rect);
     });
-    const base = BARS_TOP + BARS_HEIGHT;
-    chart.append(svg("line", {x1: 0, x2: WIDTH, y1: base, y2: base, stroke: "#888"}));
+    if (perDay.length) {
+      chart.append(svg("text", {x: 0, y: HEIGHT - 2, class: "axis"}, perDay[0][0]));
+      chart.append(svg("text", {x: WIDTH, y: HEIGHT - 2, "text-anchor": "end", class: "axis"},
+                       perDay[perDay.length - 1][0]));
+    }
+    $("chart-box").querySelector("svg").replaceWith(chart);
   }
 
-  // The snippet as text with its <strong> words: parsed in an inert document (no scripts run,
-  // nothing loads), then only text and <strong> taken over, as text.
+  // The snippet as text with its <mark> words: parsed in an inert document (no scripts run,
+  // nothing loads), then only text and <mark> taken over, as text.
   function snippet(html) {
-    const paragraph = element("p", undefined, "hit-snippet");
+    const paragraph = element("p", undefined, "snippet hit-snippet");
     const parsed = new DOMParser().parseFromString(html, "text/html");
     for (const node of parsed.body.childNodes) {
-      if (node.nodeName === "STRONG") paragraph.append(element("strong", node.textContent));
+      if (node.nodeName === "MARK") paragraph.append(element("mark", node.textContent));
       else paragraph.append(document.createTextNode(node.textContent));
     }
     return paragraph;
@@ -88,7 +82,8 @@
     const list = $("hits");
     list.replaceChildren();
     for (const hit of hits) {
-      const item = element("li");
+      const item = element("li", undefined, "story");
+      const headline = element("div", undefined, "headline");
       let title;
       if (/^https?:\/\//i.test(hit.url)) {
         title = element("a", hit.title, "hit-title");
@@ -97,7 +92,8 @@
       } else {
         title = element("span", hit.title, "hit-title");
       }
-      item.append(title, " ", element("small", `${hit.source} · ${hit.time}`, "hit-meta"),
+      headline.append(title);
+      item.append(headline, element("div", `${hit.source} · ${hit.time}`, "meta hit-meta"),
                   snippet(hit.snippet_html));
       list.append(item);
     }
