@@ -148,7 +148,7 @@ def test_an_empty_query_shows_the_form_and_a_hint(app) -> None:
 def test_days_are_checked(app) -> None:
     client, _ = app
     assert len(client.get("/search.json", params={"q": "csto", "days": "30"}).json()["per_day"]) == 30
-    for days in ("0", "366", "sju", "1.5"):
+    for days in ("0", "367", "sju", "1.5"):
         response = client.get("/search.json", params={"q": "csto", "days": days})
         assert response.status_code == 400 and response.text.startswith("days:"), days
 

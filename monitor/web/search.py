@@ -10,7 +10,6 @@ the monitor first saw an article."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -28,10 +27,8 @@ from monitor.rules import Hit
 from monitor.search import search
 from monitor.store import Store
 from monitor.web.charts import bar_chart
-from monitor.web.pages import page, render, web_link
+from monitor.web.pages import DEFAULT_DAYS, MAX_DAYS, on_reader, page, render, web_link
 
-DEFAULT_DAYS = 7
-MAX_DAYS = 365
 SHOWN_HITS = 50  # hits listed; the count and the chart take every match
 DEFAULT_NAME = "ny-bevakning"
 MAX_QUERY = 2_000  # characters; a watchlist query is a line or two
@@ -155,20 +152,14 @@ def _asked(request: web.Request) -> Asked:
 
 
 async def _tried(request: web.Request, asked: Asked) -> Tried:
-    config = request.app[CONTEXT].config
     try:
-        return await asyncio.to_thread(_try_on_reader, config, asked)
+        return await on_reader(request.app[CONTEXT].config, _try, asked)
     except StoreError as exc:
         raise web.HTTPServiceUnavailable(text=f"{exc}\n") from None
 
 
-def _try_on_reader(config: Config, asked: Asked) -> Tried:
-    """In a worker thread, on a read-only connection of its own."""
-    store = Store.open_reader(config.database)
-    try:
-        return try_query(store, asked.query, asked.days, page_timezone(config))
-    finally:
-        store.close()
+def _try(store: Store, config: Config, asked: Asked) -> Tried:
+    return try_query(store, asked.query, asked.days, page_timezone(config))
 
 
 async def search_page(request: web.Request) -> web.Response:
