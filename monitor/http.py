@@ -1,5 +1,7 @@
 """The daemon's own HTTP listener (`http: {listen: ...}`), on the daemon's asyncio loop:
-/healthz, /metrics and, when monitor/export.py provides it, /feeds/WATCHLIST.atom.
+/healthz, /metrics, the analyst's pages (monitor/web: /, /articles/ID, /sources, /watchlists,
+/static/NAME) and, when monitor/export.py provides it, /feeds/WATCHLIST.atom. `monitor web`
+serves the same app without the daemon.
 
 Read-only: only GET (and HEAD) routes, nothing changes state over HTTP. With http.auth.token
 set, every request needs `Authorization: Bearer TOKEN`. Blocking work (SQLite) runs in worker

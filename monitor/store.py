@@ -980,7 +980,8 @@ def _alerted_stories_sql(watchlists: int, of_source: bool) -> str:
            " AND a.kind = 'alert'")
     if of_source:
         sql += " AND (SELECT r.source FROM articles r WHERE r.id = a.article_id) = ?"
-    return sql + " GROUP BY story_key ORDER BY first_alert DESC, story_key LIMIT ? OFFSET ?"
+    # Stories that alerted in the same second: the later article first.
+    return sql + " GROUP BY story_key ORDER BY first_alert DESC, a.article_id DESC LIMIT ? OFFSET ?"
 
 
 def web_page_statements() -> dict[str, tuple[str, list]]:

@@ -207,6 +207,36 @@ def test_article_page_marks_the_hit_words_and_lists_the_copies_and_revisions(fil
     assert "No earlier revisions seen." in page.text
 
 
+def test_each_notifier_shows_its_delivery_state(filled: Filled, tmp_path: Path) -> None:
+    database = tmp_path / "monitor.db"
+    with sqlite3.connect(filled.config.database) as source, sqlite3.connect(database) as db:
+        source.backup(db)
+        ids = dict(db.execute(
+            "SELECT r.guid || '/' || a.notifier, a.id FROM alerts a JOIN articles r"
+            " ON r.id = a.article_id WHERE r.guid IN ('nordposten-4730', 'nordposten-4722')"))
+        db.execute("UPDATE alerts SET status = 'failed', last_error = 'HTTP 503 from the receiver'"
+                   " WHERE id = ?", [ids["nordposten-4730/siem"]])
+        db.execute("UPDATE alerts SET status = 'pending', last_error = 'connection refused'"
+                   " WHERE id = ?", [ids["nordposten-4730/logg"]])
+        db.execute("UPDATE alerts SET status = 'held' WHERE id = ?", [ids["nordposten-4722/logg"]])
+        db.execute("INSERT INTO alerts (id, kind, watchlist, notifier, body, status, created, queued)"
+                   " VALUES ('digest1', 'digest', 'kazakstan-csto', 'siem', '{}', 'pending',"
+                   " '2026-11-30T06:00:00+00:00', '2026-11-30T06:00:00+00:00')")
+        db.execute("UPDATE alerts SET status = 'bundled', bundle = 'digest1' WHERE id = ?",
+                   [ids["nordposten-4722/siem"]])
+
+    (page,) = get(replace(filled.config, database=database), "/")
+
+    almaty = re.search(r"csto-styrkor-almaty.*?</li>\s*</ul>", page.text, re.S)[0]
+    assert ('siem: <span class="status status-failed">failed</span> — HTTP 503 from the receiver'
+            in almaty)
+    assert 'logg: <span class="status status-pending">pending</span> — connection refused' in almaty
+    svenskar = re.search(r"svenskar-kazakstan.*?</li>\s*</ul>", page.text, re.S)[0]
+    assert 'logg: <span class="status status-held">held</span>' in svenskar
+    assert 'siem: <span class="status status-bundled">bundled</span> — in a digest: pending' in svenskar
+    assert "digest1" not in story_headlines(page.text), "a digest is no story of its own"
+
+
 def test_unknown_article_is_404(filled: Filled) -> None:
     missing, word = get(filled.config, "/articles/999999", "/articles/abc")
 
@@ -284,6 +314,13 @@ def test_monitor_web_refuses_a_listener_off_the_loopback_without_a_token(filled:
 
     assert result.returncode == 2
     assert "'0.0.0.0:8080' is reachable from other machines: set http.auth.token" in result.stderr
+
+
+def test_monitor_web_needs_an_existing_database(tmp_path: Path, site: Site) -> None:
+    result = run_monitor(write_config(tmp_path, monitor_config(site)), "web")
+
+    assert result.returncode == 3
+    assert "no database at" in result.stderr and not (tmp_path / "monitor.db").exists()
 
 
 def test_monitor_web_serves_the_pages_and_wants_the_token(filled: Filled, tmp_path: Path) -> None:
