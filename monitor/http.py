@@ -1,6 +1,6 @@
 """The daemon's own HTTP listener (`http: {listen: ...}`), on the daemon's asyncio loop:
-/healthz, /metrics, the analyst's pages (monitor/web: /, /articles/ID, /sources, /watchlists,
-/static/NAME) and, when monitor/export.py provides it, /feeds/WATCHLIST.atom. `monitor web`
+/healthz, /metrics, the analyst's pages (monitor/web: /, /articles/ID, /search and /search.json, /sources,
+/watchlists, /static/NAME) and, when monitor/export.py provides it, /feeds/WATCHLIST.atom. `monitor web`
 serves the same app without the daemon.
 
 Read-only: only GET (and HEAD) routes, nothing changes state over HTTP. With http.auth.token
