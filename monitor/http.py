@@ -15,6 +15,7 @@ Content-Security-Policy (HTML with styles) sets its own header, which is kept.""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import importlib.util
 import logging
@@ -158,13 +159,26 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = request.app[CONTEXT].config.http.token
-    if token is not None:
-        given = request.headers.get("Authorization", "").encode()
-        # Compared in constant time: the answer must not tell how much of a guess was right.
-        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-            raise web.HTTPUnauthorized(text="401: Authorization: Bearer TOKEN required\n",
-                                       headers={"WWW-Authenticate": 'Bearer realm="monitor"'})
+    if token is not None and not authorized(request.headers.get("Authorization", ""), token):
+        # Basic first: a browser then asks for a user name and password (the token; any name).
+        raise web.HTTPUnauthorized(
+            text="401: Authorization: Bearer TOKEN (or Basic with the token as password) required\n",
+            headers={"WWW-Authenticate": 'Basic realm="monitor", charset="UTF-8"'})
     return await handler(request)
+
+
+def authorized(header: str, token: str) -> bool:
+    """`Bearer TOKEN` for scripts and scrapers, or `Basic` with the token as the password for a
+    browser, which cannot send a bearer token. Compared in constant time: the answer must not
+    tell how much of a guess was right."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return hmac.compare_digest(password.encode(), token.encode())
+    return hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

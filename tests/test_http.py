@@ -4,6 +4,7 @@ real SQLite store; the counters are moved by real cycles against the local news 
 from __future__ import annotations
 
 import asyncio
+import base64
 import sqlite3
 import subprocess
 import sys
@@ -130,8 +131,16 @@ def test_token_is_required_on_every_path_and_nothing_but_reading_is_served(
             assert (await get(session, path, token="s3cret-toke"))[0] == 401
         async with session.get("/healthz", headers={"Authorization": "s3cret-token"}) as response:
             assert response.status == 401, "the token alone, without Bearer, is not enough"
-            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            # A browser is asked for a password: the token, under any user name.
+            assert response.headers["WWW-Authenticate"].startswith("Basic")
         assert await get(session, "/healthz", token="s3cret-token") == (200, "ok\n")
+        for user, password, status in (("analytiker", "s3cret-token", 200), ("", "s3cret-token", 200),
+                                       ("s3cret-token", "", 401), ("analytiker", "fel", 401)):
+            basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            async with session.get("/healthz", headers={"Authorization": basic}) as response:
+                assert response.status == status, (user, password)
+        async with session.get("/healthz", headers={"Authorization": "Basic ***"}) as response:
+            assert response.status == 401
         headers = {"Authorization": "Bearer s3cret-token"}
         async with session.get("/metrics", headers=headers) as response:
             assert response.status == 200
