@@ -164,12 +164,7 @@ class Crawler:
         if self.stopped:
             return
         self.stopped = True
-        try:
-            await asyncio.wait_for(self._runner.stop(), STOP_GRACE)
-        except TimeoutError:
-            logger.info("crawls still waiting for answers are abandoned")
-            _quiet_when_dropped(asyncio.get_running_loop())
-        self._abandoned.set()
+        await _stop_runner(self._runner, self._abandoned)
 
     async def close(self) -> None:
         await self.stop_crawls()
@@ -181,6 +176,17 @@ class Crawler:
 def _consume(task: asyncio.Future) -> None:
     if not task.cancelled():
         task.exception()
+
+
+async def _stop_runner(runner: Any, abandoned: asyncio.Event) -> None:
+    """Stop the runner's crawls, giving answers on their way STOP_GRACE seconds; then every
+    caller waiting on `abandoned` returns what it has (both crawlers stop this way)."""
+    try:
+        await asyncio.wait_for(runner.stop(), STOP_GRACE)
+    except TimeoutError:
+        logger.info("crawls still waiting for answers are abandoned")
+        _quiet_when_dropped(asyncio.get_running_loop())
+    abandoned.set()
 
 
 def _quiet_when_dropped(loop: asyncio.AbstractEventLoop) -> None:
@@ -349,12 +355,7 @@ class LiveCrawler:
         self.stopped = True
         if self._crawler is not None and self._crawler.spider is not None:
             self._crawler.spider.closing = True
-        try:
-            await asyncio.wait_for(self._runner.stop(), STOP_GRACE)
-        except TimeoutError:
-            logger.info("crawls still waiting for answers are abandoned")
-            _quiet_when_dropped(asyncio.get_running_loop())
-        self._abandoned.set()
+        await _stop_runner(self._runner, self._abandoned)
 
     async def close(self) -> None:
         await self.stop_crawls()
