@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +25,8 @@ ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 # After a stop, answers already on their way may still arrive for this long; then the crawls
 # are abandoned (a page that holds its answer must not hold the shutdown).
 STOP_GRACE = 3.0
+# Called with each item of a crawl as it comes (on the loop's thread), before the crawl ends.
+OnResult = Callable[[Any], None]
 
 
 def scrapy_settings(crawl: CrawlSettings, sources: Sequence[Source] = ()) -> dict[str, Any]:
@@ -114,9 +116,9 @@ class Crawler:
 
         self._runner = AsyncCrawlerRunner(scrapy_settings(crawl, sources))
 
-    async def run(self, spider_class: type, **kwargs: Any) -> list[Any]:
+    async def run(self, spider_class: type, on_result: OnResult | None = None, **kwargs: Any) -> list[Any]:
         """Run one crawl of `spider_class` and return every item it yielded; after stop_crawls(),
-        only the items yielded until then."""
+        only the items yielded until then. `on_result` sees each item as it comes."""
         from scrapy import signals
 
         if self.stopped:
@@ -125,6 +127,8 @@ class Crawler:
 
         def collect(item: Any, **_: Any) -> None:
             items.append(item)
+            if on_result is not None:
+                on_result(item)
 
         crawler = self._runner.create_crawler(spider_class)
         # Signals hold weak references; `collect` lives until the crawl returns.
@@ -152,10 +156,11 @@ class Crawler:
         crawls = [self.run(spiders[kind], targets=group) for kind, group in targets.items() if group]
         return [item for items in await asyncio.gather(*crawls) for item in items]
 
-    async def fetch_pages(self, targets: list[Any]) -> list[PageResult]:
+    async def fetch_pages(self, targets: list[Any], on_result: OnResult | None = None) -> list[PageResult]:
+        """Every page's result; `on_result` is called with each as soon as it is in."""
         from spiders.article import ArticleSpider
 
-        return await self.run(ArticleSpider, targets=targets) if targets else []
+        return await self.run(ArticleSpider, on_result, targets=targets) if targets else []
 
     async def stop_crawls(self) -> None:
         """Stop starting requests; pages already on their way have STOP_GRACE seconds to be
@@ -244,6 +249,7 @@ class _Batch:
     outstanding: int
     done: asyncio.Future
     items: list[Any] = field(default_factory=list)
+    on_result: OnResult | None = None
 
 
 class LiveCrawler:
@@ -307,16 +313,17 @@ class LiveCrawler:
         """Every source of every kind in one batch; the crawl's slots pace them per domain."""
         return await self._submit([(kind, t) for kind, group in targets.items() for t in group])
 
-    async def fetch_pages(self, targets: list[Any]) -> list[PageResult]:
-        return await self._submit([("article", t) for t in targets])
+    async def fetch_pages(self, targets: list[Any], on_result: OnResult | None = None) -> list[PageResult]:
+        """Every page's result; `on_result` is called with each as soon as it is in."""
+        return await self._submit([("article", t) for t in targets], on_result)
 
-    async def _submit(self, work: list[tuple[str, Any]]) -> list[Any]:
+    async def _submit(self, work: list[tuple[str, Any]], on_result: OnResult | None = None) -> list[Any]:
         """Push the jobs and wait for their items; after stop_crawls(), only those answered
         within the grace."""
         if self.stopped or not work or self._abandoned.is_set():
             return []
         batch_id = next(self._ids)
-        batch = _Batch(len(work), asyncio.get_running_loop().create_future())
+        batch = _Batch(len(work), asyncio.get_running_loop().create_future(), on_result=on_result)
         self._batches[batch_id] = batch
         self.frontier.push(Job(batch_id, kind, target) for kind, target in work)
         abandoned = asyncio.ensure_future(self._abandoned.wait())
@@ -338,6 +345,8 @@ class LiveCrawler:
         batch = self._batches.get(batch_id)
         if batch is not None:  # else its caller gave up (stopped): nobody waits for it
             batch.items.append(item)
+            if batch.on_result is not None:
+                batch.on_result(item)
 
     def finished(self, batch_id: int) -> None:
         batch = self._batches.get(batch_id)
