@@ -17,10 +17,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PYPROJECT = REPO / "pyproject.toml"
 OUR_PACKAGES = ("monitor", "spiders")
-# What `monitor check` must not load: the crawl, extraction, delivery and web stacks, and
-# the scipy that datasketch used to pull in at every start.
+# What `monitor check` must not load: the crawl, extraction, delivery and web stacks, the
+# event loop, and the scipy that datasketch used to pull in at every start.
 NOT_FOR_CHECK = ("scrapy", "twisted", "trafilatura", "lxml", "py3langid", "aiohttp", "jinja2", "apprise",
-                 "httpx", "sqlite_utils", "prometheus_client", "datasketch", "scipy")
+                 "httpx", "sqlite_utils", "prometheus_client", "datasketch", "scipy", "asyncio")
 
 
 def distribution_key(name: str) -> str:
