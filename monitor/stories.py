@@ -297,7 +297,7 @@ class StoryIndex:
     dict for the latest additions, merged every `_TAIL_LIMIT`) instead of datasketch's
     MinHashLSH, whose set-per-bucket storage took 5.7 times the memory at the same bands
     (11 KB an article against 2 KB at 20,000; `bench/dedupe.py --compare-lsh` and
-    docs/stories.md) for the same candidates, and 7 times the insert time. Here an article
+    docs/stories.md) for the same candidates, and 6 to 13 times the insert time. Here an article
     costs 4 bytes per permutation (its signature, kept for verification) and about 14
     bytes per band once merged: some 1.2 KB at the defaults. LSH
     candidates are verified with the MinHash Jaccard estimate (the share of equal hash
