@@ -1,6 +1,7 @@
 """Benchmark: story grouping as the pipeline will run it, then one check against 1M stored.
 
     python bench/dedupe.py [--articles 100000] [--stored 1000000] [--seed 11]
+    python bench/dedupe.py --compare-lsh [--articles 20000]   # needs: pip install -e '.[bench]'
 
 Part 1 generates Swedish-like articles (300-500 words, seeded RNG), a fifth of them
 syndicated copies of an article published shortly before (new lede, a paragraph dropped or
@@ -9,18 +10,23 @@ will do: signature -> find -> story of the found article (SELECT) -> add -> INSE
 transactions of 500 rows into a real SQLite file. Text generation is timed apart and left
 out of the rate. Part 2 rebuilds an index from the stored blobs (restart), tops it up to
 1,000,000 entries with synthesised hash values and times signature(text) + find(sig) for
-new articles. Not a test.
+new articles. Part 3, alone with --compare-lsh, runs the same signed articles through
+our StoryIndex and through datasketch's MinHashLSH (at our bands and at its own choice):
+insert and query time, memory, candidates, and whether both group the same copies
+(docs/stories.md has the figures). Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import resource
 import sqlite3
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.stories import NUM_PERM, StoryIndex, comparable, signature
+from monitor.stories import DEFAULT_THRESHOLD, NUM_PERM, SEED, Signature, StoryIndex, comparable, signature
 
 BATCH = 500
 
@@ -311,6 +317,164 @@ def time_checks(index: StoryIndex, feed: Feed, count: int) -> tuple[np.ndarray, 
     return np.array(times), f"{copies_found}/{copies} copies and {fresh_found}/{others} others matched"
 
 
+# --- Part 3 (--compare-lsh): our StoryIndex against datasketch's MinHashLSH ---------------
+
+
+@dataclass
+class LshRun:
+    name: str
+    shape: str  # bands x rows
+    insert_seconds: float = 0.0
+    query_seconds: float = 0.0
+    candidates: int = 0
+    grouped: int = 0  # copies put into their original's story
+    wrongly_joined: int = 0  # originals put into an earlier story
+    memory_mb: float = 0.0
+    candidate_sets: list[frozenset[int]] | None = None
+
+
+class DatasketchIndex:
+    """datasketch's MinHashLSH for candidates, verified as StoryIndex verifies them: the
+    share of equal hash values, at least the threshold, most similar first."""
+
+    def __init__(self, params: tuple[int, int] | None) -> None:
+        from datasketch import MinHashLSH  # the bench extra; the app does not need it
+
+        self.lsh = MinHashLSH(threshold=DEFAULT_THRESHOLD, num_perm=NUM_PERM, params=params)
+        self.shape = f"{self.lsh.b}x{self.lsh.r}"
+        self.values: dict[int, np.ndarray] = {}
+
+    def add(self, key: int, sig: Signature) -> None:
+        self.lsh.insert(key, _lean(sig), check_duplication=False)
+        self.values[key] = sig.hashvalues
+
+    def candidates(self, sig: Signature) -> list[int]:
+        return self.lsh.query(_lean(sig))
+
+    def find(self, candidates: list[int], sig: Signature) -> int | None:
+        if not candidates:
+            return None
+        candidates.sort()  # ties go to the earliest added, as in StoryIndex
+        equal = np.count_nonzero(np.stack([self.values[k] for k in candidates]) == sig.hashvalues, axis=1)
+        best = int(np.argmax(equal))
+        return candidates[best] if equal[best] >= DEFAULT_THRESHOLD * NUM_PERM else None
+
+
+def _lean(sig: Signature) -> object:
+    from datasketch import LeanMinHash
+
+    return LeanMinHash(seed=SEED, hashvalues=sig.hashvalues, scheme="affine32")
+
+
+def signed_feed(feed: Feed, count: int) -> list[tuple[int, Signature, int | None]]:
+    """(number, signature, number of the original or None) of the comparable articles."""
+    signed = []
+    for number in range(count):
+        item = feed.next()
+        if comparable(item.text):
+            signed.append((number, signature(item.text), item.origin))
+    return signed
+
+
+def run_ours(signed: list[tuple[int, Signature, int | None]], keep_sets: bool) -> LshRun:
+    index = StoryIndex()
+    run = LshRun("ours (StoryIndex)", f"{index.bands}x{index.rows}", candidate_sets=[] if keep_sets else None)
+    story_of: dict[int, int] = {}
+    for number, sig, origin in signed:
+        candidates = index._candidates(sig.hashvalues)  # untimed, for the comparison only
+        run.candidates += len(candidates)
+        if run.candidate_sets is not None:
+            run.candidate_sets.append(frozenset(index._keys[candidates].tolist()))
+        began = time.perf_counter()
+        found = index.find(sig)
+        queried = time.perf_counter()
+        index.add(number, sig)
+        run.insert_seconds += time.perf_counter() - queried
+        run.query_seconds += queried - began
+        _tally(run, story_of, number, found, origin)
+    return run
+
+
+def run_datasketch(signed: list[tuple[int, Signature, int | None]], params: tuple[int, int] | None,
+                   keep_sets: bool) -> LshRun:
+    index = DatasketchIndex(params)
+    run = LshRun("datasketch MinHashLSH" + (" (our bands)" if params else " (its own bands)"), index.shape,
+                 candidate_sets=[] if keep_sets else None)
+    story_of: dict[int, int] = {}
+    for number, sig, origin in signed:
+        began = time.perf_counter()
+        candidates = index.candidates(sig)
+        found = index.find(list(candidates), sig)
+        queried = time.perf_counter()
+        index.add(number, sig)
+        run.insert_seconds += time.perf_counter() - queried
+        run.query_seconds += queried - began
+        run.candidates += len(candidates)
+        if run.candidate_sets is not None:
+            run.candidate_sets.append(frozenset(candidates))
+        _tally(run, story_of, number, found, origin)
+    return run
+
+
+def _tally(run: LshRun, story_of: dict[int, int], number: int, found: int | None, origin: int | None) -> None:
+    story_of[number] = number if found is None else story_of[found]
+    if origin is None:
+        run.wrongly_joined += found is not None
+    else:
+        run.grouped += story_of.get(origin) == story_of[number]
+
+
+def index_memory_mb(signed: list[tuple[int, Signature, int | None]], build: object) -> float:
+    """Bytes allocated by building the index and kept after it (tracemalloc sees numpy's
+    buffers as well as Python objects), in a pass of its own: tracing slows allocation."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    index = build()
+    for number, sig, _ in signed:
+        index.add(number, sig)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del index
+    return (after - before) / 2**20
+
+
+def compare_lsh(articles: int, seed: int) -> None:
+    writer = ArticleWriter(Vocabulary.build(), np.random.default_rng(seed))
+    signed = signed_feed(Feed(writer, copy_share=0.2), articles)
+    copies = sum(origin is not None for _, _, origin in signed)
+    print(f"compare-lsh: {len(signed)} signed articles ({copies} copies), each: find, then add")
+    probe = StoryIndex()
+    ours_bands = (probe.bands, probe.rows)
+    ours = run_ours(signed, keep_sets=True)
+    theirs_same = run_datasketch(signed, ours_bands, keep_sets=True)
+    theirs_own = run_datasketch(signed, None, keep_sets=False)
+    ours.memory_mb = index_memory_mb(signed, StoryIndex)
+    theirs_same.memory_mb = index_memory_mb(signed, lambda: DatasketchIndex(ours_bands))
+    theirs_own.memory_mb = index_memory_mb(signed, lambda: DatasketchIndex(None))
+    count = len(signed)
+    print(f"{'index':<36} {'bands':>6} {'insert µs':>10} {'query µs':>9} {'cand/q':>7} "
+          f"{'copies grouped':>15} {'wrong joins':>11} {'MB':>6} {'B/entry':>8}")
+    for run in (ours, theirs_same, theirs_own):
+        print(f"{run.name:<36} {run.shape:>6} {run.insert_seconds / count * 1e6:>10.1f} "
+              f"{run.query_seconds / count * 1e6:>9.1f} {run.candidates / count:>7.2f} "
+              f"{run.grouped:>7}/{copies:<7} {run.wrongly_joined:>11} {run.memory_mb:>6.1f} "
+              f"{run.memory_mb * 2**20 / count:>8.0f}")
+    pairs = zip(ours.candidate_sets or [], theirs_same.candidate_sets or [], strict=True)
+    same = sum(a == b for a, b in pairs)
+    print(f"candidate sets equal to datasketch's at the same bands: {same}/{count}")
+    for run in (theirs_same, theirs_own):
+        print(f"ratio {run.name} / ours: insert {run.insert_seconds / ours.insert_seconds:.1f}x, "
+              f"query {run.query_seconds / ours.query_seconds:.1f}x, "
+              f"memory {run.memory_mb / ours.memory_mb:.1f}x")
+    print(f"lsh: articles={count} ours_insert_us={ours.insert_seconds / count * 1e6:.1f} "
+          f"ours_query_us={ours.query_seconds / count * 1e6:.1f} ours_mb={ours.memory_mb:.1f} "
+          f"ds_insert_x={theirs_same.insert_seconds / ours.insert_seconds:.1f} "
+          f"ds_query_x={theirs_same.query_seconds / ours.query_seconds:.1f} "
+          f"ds_mb_x={theirs_same.memory_mb / ours.memory_mb:.1f} candidates_equal={same}/{count}")
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
@@ -321,7 +485,13 @@ def main() -> None:
     parser.add_argument("--stored", type=int, default=1_000_000)
     parser.add_argument("--checks", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--compare-lsh", action="store_true",
+                        help="only part 3: StoryIndex against datasketch's MinHashLSH on --articles "
+                             "articles (needs the bench extra: pip install -e '.[bench]')")
     args = parser.parse_args()
+    if args.compare_lsh:
+        compare_lsh(args.articles, args.seed)
+        return
 
     writer = ArticleWriter(Vocabulary.build(), np.random.default_rng(args.seed))
     feed = Feed(writer, copy_share=0.2)

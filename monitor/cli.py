@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import difflib
 import json
 import logging
@@ -11,10 +10,10 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor import __version__
 from monitor.config import load_config, resolve_config_path
@@ -319,6 +318,17 @@ def _out(line: str, event: dict | None = None) -> None:
 
 # --- commands -------------------------------------------------------------------------------
 
+_Result = TypeVar("_Result")
+
+
+def _run_loop(coroutine: Coroutine[Any, Any, _Result]) -> _Result:
+    """asyncio.run, for the commands that need an event loop: asyncio (with ssl and the
+    futures) is imported here, so `check` and the other quick commands start without it."""
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
 
 def cmd_check(config: Config, args: argparse.Namespace) -> int:
     print(f"config {config.path}: ok")
@@ -439,7 +449,7 @@ def _once(config: Config) -> int:
             await crawler.close()
 
     try:
-        report = asyncio.run(one_cycle())
+        report = _run_loop(one_cycle())
     finally:
         store.close()
     if report is None:
@@ -458,7 +468,7 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
         # A reloaded config may bring new secrets (headers, passwords) for the log filter.
         # One summary per scheduler tick; quiet sources only with -v (see print_cycle).
         on_cycle = partial(print_cycle, verbose=getattr(args, "verbose", 0), every_source=False)
-        asyncio.run(Daemon(config, on_cycle, _learn_secrets).run())
+        _run_loop(Daemon(config, on_cycle, _learn_secrets).run())
     return EXIT_OK
 
 
@@ -755,7 +765,7 @@ def _digest(config: Config, names: list[str]) -> int:
 
     store = Store.open(config.database)
     try:
-        bundles, delivery = asyncio.run(bundle_and_deliver(store, config, names))
+        bundles, delivery = _run_loop(bundle_and_deliver(store, config, names))
         lines = describe_bundles(store, bundles)
     finally:
         store.close()
@@ -794,7 +804,7 @@ def cmd_web(config: Config, args: argparse.Namespace) -> int:
               "Ctrl-C stops)", flush=True)
 
     try:
-        asyncio.run(serve_until_stopped(replace(config, http=settings), ready))
+        _run_loop(serve_until_stopped(replace(config, http=settings), ready))
     except OSError as exc:
         raise MonitorError(f"cannot listen on {settings.host}:{settings.port}: "
                            f"{exc.strerror or exc}") from None
@@ -813,7 +823,7 @@ def cmd_test_notify(config: Config, args: argparse.Namespace) -> int:
 
     notifier = find_notifier(config, args.notifier)
     try:
-        receipt = asyncio.run(send_test_message(config, notifier))
+        receipt = _run_loop(send_test_message(config, notifier))
     except DeliveryError as exc:
         print(f"test message to {notifier.name} ({notifier.type}) not delivered: "
               f"{redact(str(exc), _REDACTION.secrets)}", flush=True)

@@ -449,10 +449,11 @@ def _timezone(s: _Section) -> str:
 
 
 def _schedule(s: _Section, timezone: str) -> str | None:
-    from apscheduler.triggers.cron import CronTrigger
-
     expression = s.take("schedule", str, None)
     if expression is not None:
+        # Only for configs with digests: APScheduler brings asyncio and entry points along.
+        from apscheduler.triggers.cron import CronTrigger
+
         try:
             CronTrigger.from_crontab(expression, timezone=timezone)
         except ValueError as exc:

@@ -3,18 +3,18 @@ backtest it over the stored articles. Nothing here sends an alert."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor.errors import MonitorError
-from monitor.extract import extract_article
 from monitor.models import Config, StoredArticle
-from monitor.pipeline import document
 from monitor.rules import Document, Hit, Matcher, parse_query
-from monitor.store import Store
+
+if TYPE_CHECKING:  # extraction, the pipeline and the store load on use: `alerts` needs parse_since only
+    from monitor.store import Store
 
 QUERY = "query"
 
@@ -54,6 +54,8 @@ def match_inputs(query: str, inputs: list[str], stdin_text: str | None, config: 
 def _from_text(text: str, url: str) -> Document:
     """HTML is read as the daemon reads an article page; anything else as plain text."""
     if text.lstrip()[:1] == "<":
+        from monitor.extract import extract_article
+
         article = extract_article(text, url or "file:///")
         if article is not None:
             return Document(title=article.title, text=article.text, url=url, lang=article.lang or "")
@@ -70,6 +72,8 @@ def _from_file(path: Path) -> tuple[Document | None, str | None]:
 
 def _fetch(urls: list[str], config: Config) -> dict[str, tuple[Document | None, str | None]]:
     """Fetch with the daemon's spider and settings, so the text is what the daemon would see."""
+    import asyncio
+
     from monitor.crawl import Crawler
     from spiders.article import PageTarget
 
@@ -103,6 +107,8 @@ def parse_since(value: str) -> timedelta:
 def backtest(store: Store, query: str, start: datetime) -> Iterator[tuple[StoredArticle, Hit]]:
     """The stored articles first seen from `start` on that `query` matches. The caller computes
     `start` once, so that what it prints is the window searched."""
+    from monitor.pipeline import document
+
     matcher = Matcher({QUERY: query})
     for article in store.articles_since(start.astimezone(UTC).isoformat(timespec="seconds")):
         hit = matcher.match(document(article)).get(QUERY)

@@ -29,7 +29,6 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash
 
 from monitor.rules.text import fold_text, nfc, words
 
@@ -57,7 +56,6 @@ MIN_HASH_WORDS = 12
 # values changes (shingling, word folding, hash function, seed, num_perm): stored
 # signatures are then refused and must be recomputed from the article text.
 FORMAT_VERSION = 2  # 1: crc32 word hashes (the first committed version)
-_SCHEME = "affine32"
 _EMPTY = np.uint32(0xFFFFFFFF)
 
 
@@ -71,26 +69,44 @@ class SignatureFormatError(ValueError):
     the signature from the article text."""
 
 
-class Signature(LeanMinHash):
-    """A datasketch LeanMinHash of an article's shingles that serialises to compact bytes:
-    one version byte and `num_perm` little-endian uint32 values (513 bytes at 128)."""
+class Signature:
+    """The MinHash of an article's shingles (see `signature`): `num_perm` uint32 hash
+    values. It serialises to compact bytes: one version byte and the values little-endian
+    (513 bytes at 128)."""
 
-    __slots__ = ()
+    __slots__ = ("hashvalues",)
+
+    def __init__(self, hashvalues: np.ndarray | Sequence[int]) -> None:
+        values = np.asarray(hashvalues)
+        if values.ndim != 1 or values.size == 0 or values.dtype.kind not in "iu":
+            raise ValueError(f"a signature is a non-empty row of integers, got {values.dtype} {values.shape}")
+        if values.dtype != np.uint32 and (values.min() < 0 or values.max() > _EMPTY):
+            raise ValueError("signature hash values must fit in 32 bits")
+        self.hashvalues = values.astype(np.uint32)  # a copy: signatures never change
 
     @classmethod
     def _of(cls, values: np.ndarray) -> Signature:
-        # LeanMinHash's constructor validates and copies the values; ours come straight
-        # from the permutation arithmetic, and skipping that is a tenth of a signature.
+        # Ours come straight from the permutation arithmetic as uint32: no checks, no copy.
         sig = object.__new__(cls)
-        sig.seed, sig.scheme, sig.hashvalues = SEED, _SCHEME, values
+        sig.hashvalues = values
         return sig
+
+    def __len__(self) -> int:
+        return len(self.hashvalues)
+
+    def jaccard(self, other: Signature) -> float:
+        """The estimated Jaccard similarity of the two shingle sets: the share of equal
+        hash values (as datasketch's `MinHash.jaccard`)."""
+        if len(self) != len(other):
+            raise ValueError(f"signatures of {len(self)} and {len(other)} values cannot be compared")
+        return float(np.count_nonzero(self.hashvalues == other.hashvalues)) / len(self)
 
     def to_bytes(self) -> bytes:
         return bytes([FORMAT_VERSION]) + self.hashvalues.astype("<u4").tobytes()
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Signature:
-        return cls(seed=SEED, hashvalues=_decode_values(blob), scheme=_SCHEME)
+        return cls._of(_decode_values(blob))
 
 
 def _decode_values(blob: bytes) -> np.ndarray:
@@ -222,13 +238,20 @@ def _shingle_hashes(text: str) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    # Drawing them costs more than hashing an article; every signature shares one copy.
-    a, b = MinHash(num_perm=num_perm, seed=SEED, scheme=_SCHEME).permutations
+    """The affine permutations h -> a * h + b (mod 2**32, `a` odd, so each is a bijection)
+    drawn as datasketch 2.0 draws its "affine32" scheme: from numpy's RandomState, whose
+    stream numpy keeps stable for compatibility. Stored signatures (FORMAT_VERSION 2) were
+    computed with these; tests/fixtures/stories/signatures-v2.json holds them to it."""
+    draw = np.random.RandomState(SEED)
+    a = draw.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = draw.randint(0, 1 << 32, num_perm, dtype=np.uint32)
     return a, b[:, np.newaxis]
 
 
 def _fmix32(values: np.ndarray) -> np.ndarray:
-    """MurmurHash3's finalizer, as datasketch applies it before the permutations."""
+    """MurmurHash3's finalizer, applied to every shingle hash before the permutations (so
+    the linear word and shingle hashes never reach them; datasketch's "affine32" does the
+    same)."""
     values = values ^ (values >> np.uint32(16))
     values = values * np.uint32(0x85EBCA6B)
     values = values ^ (values >> np.uint32(13))
@@ -238,12 +261,13 @@ def _fmix32(values: np.ndarray) -> np.ndarray:
 
 def signature(text: str, num_perm: int = NUM_PERM) -> Signature:
     """The MinHash of `shingles(text)` under `shingle_hash` (an empty text gives an empty
-    signature, which `StoryIndex` never matches).
+    signature, which `StoryIndex` never matches): for each permutation, the least
+    `a * fmix32(shingle_hash(s)) + b` over the shingles, on the numpy array of all shingle
+    hashes at once.
 
-    The values are exactly what datasketch's `MinHash(seed=SEED, scheme="affine32",
-    hashfunc=shingle_hash).update_batch(shingles(text))` computes (a test holds them
-    equal), done here on the numpy array of shingle hashes: update_batch turns its input
-    into a Python list and back, which took half the time of a whole signature."""
+    The values are what datasketch 2.0's `MinHash(seed=SEED, scheme="affine32",
+    hashfunc=shingle_hash).update_batch(shingles(text))` computed when this module used it;
+    the tests hold them to stored signatures and to a plain per-shingle reference."""
     hashes = _shingle_hashes(text)
     if hashes.size == 0:
         return Signature._of(np.full(num_perm, _EMPTY))
@@ -271,11 +295,13 @@ class StoryIndex:
 
     Band keys live in one sorted uint64 array with a directory of their top bits (plus a
     dict for the latest additions, merged every `_TAIL_LIMIT`) instead of datasketch's
-    MinHashLSH, whose set-per-bucket storage takes about 5 KB per article at 16 bands --
-    5 GB for a million. Here an article costs 4 bytes per permutation (its signature, kept
-    for verification) and about 14 bytes per band: some 1.2 KB at the defaults. LSH
+    MinHashLSH, whose set-per-bucket storage took 5.7 times the memory at the same bands
+    (11 KB an article against 2 KB at 20,000; `bench/dedupe.py --compare-lsh` and
+    docs/stories.md) for the same candidates, and 6 to 13 times the insert time. Here an article
+    costs 4 bytes per permutation (its signature, kept for verification) and about 14
+    bytes per band once merged: some 1.2 KB at the defaults. LSH
     candidates are verified with the MinHash Jaccard estimate (the share of equal hash
-    values, as `MinHash.jaccard`), so a stray band collision never becomes a match.
+    values, as `Signature.jaccard`), so a stray band collision never becomes a match.
 
     `remove` only marks an entry dead; once a fifth of the entries are dead the arrays are
     rebuilt (about 1 s per 100,000 living entries). Not thread-safe: one pipeline owns it.
@@ -326,13 +352,13 @@ class StoryIndex:
 
     # --- queries -----------------------------------------------------------------------
 
-    def find(self, sig: MinHash) -> int | None:
+    def find(self, sig: Signature) -> int | None:
         """The key of the stored article most similar to `sig`, if its estimated Jaccard
         similarity is at least the threshold; ties go to the earliest added."""
         found = self.find_all(sig)
         return found[0] if found else None
 
-    def find_all(self, sig: MinHash) -> list[int]:
+    def find_all(self, sig: Signature) -> list[int]:
         """The keys of every stored article whose estimated Jaccard similarity to `sig` is
         at least the threshold, most similar first (ties: earliest added first). An edited
         wire copy can be close to two earlier copies that are not close to each other: the
@@ -348,7 +374,7 @@ class StoryIndex:
         order = above[np.argsort(-equal[above], kind="stable")]
         return self._keys[slots[order]].tolist()
 
-    def similarity(self, sig: MinHash, key: int) -> float:
+    def similarity(self, sig: Signature, key: int) -> float:
         """Estimated Jaccard similarity between `sig` and the stored article `key`."""
         stored = self._sigs[self._slot_of[key]]
         return float(np.count_nonzero(stored == self._values_of(sig))) / self.num_perm
@@ -386,7 +412,7 @@ class StoryIndex:
 
     # --- changes -----------------------------------------------------------------------
 
-    def add(self, key: int, sig: MinHash) -> None:
+    def add(self, key: int, sig: Signature) -> None:
         """Store `sig` under `key` (replacing what the key held)."""
         values = self._values_of(sig)
         if _is_empty(values):
@@ -455,11 +481,9 @@ class StoryIndex:
 
     # --- storage -----------------------------------------------------------------------
 
-    def _values_of(self, sig: MinHash) -> np.ndarray:
-        if len(sig.hashvalues) != self.num_perm or getattr(sig, "scheme", None) != _SCHEME:
-            raise ValueError(f"signature must be an {_SCHEME} MinHash of {self.num_perm} permutations")
-        if sig.seed != SEED:
-            raise ValueError(f"signature seed {sig.seed} is not {SEED}: use stories.signature()")
+    def _values_of(self, sig: Signature) -> np.ndarray:
+        if not isinstance(sig, Signature) or len(sig) != self.num_perm:
+            raise ValueError(f"expected a Signature of {self.num_perm} values: use stories.signature()")
         return sig.hashvalues
 
     def _band_keys_of(self, values: np.ndarray) -> np.ndarray:
