@@ -76,6 +76,14 @@ POLL_SECONDS = 0.1
 # Frames that hold everything else up in a cProfile of the daemon; left out of its top list.
 PLUMBING = ("asyncio/", "_contextvars", "importlib", "scrapy/utils/", "scrapy/core/spidermw",
             "scrapy/spidermiddlewares/", "builtins.exec", "builtins.__import__", "<module>")
+LEGEND = """
+rows: article rows; stored: those stored with their page's text; served: article pages the outlet
+served during `monitor once`; stored/s: stored / `monitor once` wall time (process start included);
+window/s: stored / (first article page served → last article stored, polled every 0.1 s);
+1st alert s: the webhook receiver's first POST − the start of `monitor once`; POSTs: alerts it got;
+fetch/s: the bare Scrapy subprocess, same settings; extract/s: trafilatura.extract, one process;
+parts/s = 1/(1/fetch + 1/extract); ratio = stored/s ÷ parts/s, per run; medians below the runs.
+"""
 FETCHED = "SELECT count(*) FROM articles WHERE state != ?"
 # The daemon's Scrapy settings that decide how fast it fetches; the bare spider takes these.
 FETCH_SETTING_PREFIXES = ("CONCURRENT_", "DOWNLOAD_", "AUTOTHROTTLE_", "RETRY_")
@@ -135,8 +143,8 @@ def feeds_bench(args: argparse.Namespace) -> None:
 
 @dataclass
 class OutletRun:
-    stored: int
-    with_text: int
+    stored: int  # articles stored with their page's text
+    rows: int  # article rows (a row is written for each feed entry before its page is fetched)
     served: int  # article pages the outlet served during `monitor once`
     alerts: int  # alert rows written
     delivered: int  # POSTs the webhook receiver got
@@ -265,7 +273,7 @@ def extract_rate(pages: list[str]) -> float:
 
 
 def outcome(database: Path) -> tuple[int, int, int]:
-    """Articles stored, those with a text, alert rows."""
+    """Article rows, those with a text, alert rows."""
     with sqlite3.connect(database) as db:
         articles, with_text = db.execute("SELECT count(*), count(nullif(text, '')) FROM articles").fetchone()
         alerts = db.execute("SELECT count(*) FROM alerts").fetchone()[0]
@@ -286,15 +294,11 @@ def outlet_run(site: local_outlet.Outlet, hook: Arrivals, config_text: str, page
         with hook.lock:
             arrivals = sorted(t for t, _, _ in hook.alerts[received:])
         served, first_page = site.article_requests, site.first_article
-        last_stored = watch.last_growth or ended
-        if profile:
-            return OutletRun(articles, with_text, served, alerts, len(arrivals), ended - started,
-                             last_stored - (first_page or started),
-                             arrivals[0] - started if arrivals else None, float("nan"), float("nan"))
-        fetch = bare_fetch_rate(site, config_path)
-        extract = extract_rate(pages)
-    return OutletRun(articles, with_text, served, alerts, len(arrivals), ended - started,
-                     last_stored - (first_page or started), arrivals[0] - started if arrivals else None,
+        window = (watch.last_growth or ended) - (first_page or started)
+        first_alert = arrivals[0] - started if arrivals else None
+        fetch = bare_fetch_rate(site, config_path) if profile is None else float("nan")
+    extract = extract_rate(pages) if profile is None else float("nan")
+    return OutletRun(with_text, articles, served, alerts, len(arrivals), ended - started, window, first_alert,
                      fetch, extract)
 
 
@@ -304,7 +308,7 @@ def _cores() -> str:
 
 
 def _ordinal(n: int) -> str:
-    return {1: "", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+    return {1: "", 2: "2nd ", 3: "3rd "}.get(n, f"{n}th ")
 
 
 def _seconds(value: float | None) -> str:
@@ -312,18 +316,18 @@ def _seconds(value: float | None) -> str:
 
 
 def print_outlet_table(runs: list[OutletRun], label: str = "") -> None:
-    print(f"{'run':>6} {'stored':>6} {'text':>5} {'served':>6} {'once s':>7} {'stored/s':>8} "
+    print(f"{'run':>6} {'rows':>6} {'stored':>6} {'served':>6} {'once s':>7} {'stored/s':>8} "
           f"{'window/s':>8} {'1st alert s':>11} {'alerts':>6} {'POSTs':>6} {'fetch/s':>7} "
           f"{'extract/s':>9} {'parts/s':>7} {'ratio':>6}")
     for n, r in enumerate(runs, 1):
-        print(f"{label or n:>6} {r.stored:>6} {r.with_text:>5} {r.served:>6} {r.wall:>7.1f} "
+        print(f"{label or n:>6} {r.rows:>6} {r.stored:>6} {r.served:>6} {r.wall:>7.1f} "
               f"{r.stored_per_s:>8.1f} {r.window_per_s:>8.1f} {_seconds(r.first_alert):>11} "
               f"{r.alerts:>6} {r.delivered:>6} "
               f"{r.fetch_rate:>7.0f} {r.extract_rate:>9.1f} {r.parts_per_s:>7.1f} {r.ratio:>6.2f}")
     if len(runs) > 1:
         med = statistics.median
         alerts = [r.first_alert for r in runs if r.first_alert is not None]
-        print(f"{'median':>6} {'':>6} {'':>5} {'':>6} {med(r.wall for r in runs):>7.1f} "
+        print(f"{'median':>6} {'':>6} {'':>6} {'':>6} {med(r.wall for r in runs):>7.1f} "
               f"{med(r.stored_per_s for r in runs):>8.1f} {med(r.window_per_s for r in runs):>8.1f} "
               f"{_seconds(med(alerts) if alerts else None):>11} {'':>6} {'':>6} "
               f"{med(r.fetch_rate for r in runs):>7.0f} {med(r.extract_rate for r in runs):>9.1f} "
@@ -363,7 +367,7 @@ def outlet_bench(args: argparse.Namespace) -> None:
         weight = sum(len(page) for page in bodies) / len(bodies) / 1000
         print(f"{args.articles} article pages on {len(site.stories)} hosts, {weight:.0f} KB each on average "
               f"(built in {time.perf_counter() - began:.0f} s); {args.watchlists} watchlists → webhook; "
-              f"trafilatura on every {_ordinal(step)} page ({len(pages)}); {_cores()}", flush=True)
+              f"trafilatura on every {_ordinal(step)}page ({len(pages)}); {_cores()}", flush=True)
         config_text = yaml.safe_dump(outlet_config(site, hook.url, queries), allow_unicode=True)
         if args.profile:
             run = outlet_run(site, hook, config_text, pages, args.profile.resolve())
@@ -376,11 +380,7 @@ def outlet_bench(args: argparse.Namespace) -> None:
             print(f"run {n + 1}:", flush=True)
             runs.append(outlet_run(site, hook, config_text, pages))
             print_outlet_table(runs[-1:], label=f"{n + 1}")
-    print("\nstored/s: stored articles / `monitor once` wall time (process start included); window/s: "
-          "stored / (first article page served → last article stored, polled every 0.1 s);\n"
-          "1st alert s: the webhook receiver's first POST − the start of `monitor once`; fetch/s: bare "
-          "Scrapy subprocess, same settings; extract/s: trafilatura.extract, one process;\n"
-          "parts/s = 1/(1/fetch + 1/extract); ratio = stored/s ÷ parts/s, per run; medians below the runs.\n")
+    print(LEGEND)
     print_outlet_table(runs)
     print_verdict(runs)
 
