@@ -40,6 +40,7 @@ EXTRACT_TIMEOUT = 30.0
 # Spawning a worker imports trafilatura and loads the language model: seconds, not minutes.
 START_TIMEOUT = 120.0
 WORKER_DIED = "extraction failed: worker died"
+NOT_STARTED = "extraction failed: the worker processes did not start"
 _WARM_UP_PAGE = (f"<html><body><article><h1>Warm-up</h1><p>{'Text to warm up with. ' * 40}</p>"
                  "</article></body></html>")
 
@@ -86,6 +87,7 @@ class ExtractionPool:
         self._slots = asyncio.Semaphore(max(self.workers, 1))
         self._alone = asyncio.Lock()
         self._starting = asyncio.Lock()
+        self.closed = False
         self.restarts = 0  # pools rebuilt after a timeout or a dead worker
 
     async def extract(self, html: str, url: str) -> ExtractedArticle | None:
@@ -139,15 +141,19 @@ class ExtractionPool:
         """The pool, every worker of it ready: starting one (a second or two per worker, more on
         a busy machine) is not counted in any page's time."""
         async with self._starting:
+            if self.closed:  # a page that came in after its crawl was stopped
+                raise ExtractionFailed("extraction failed: the crawler is closing")
             if self._current is None:
                 executor = ProcessPoolExecutor(self.workers, initializer=_start_worker,
                                                mp_context=multiprocessing.get_context("spawn"))
                 try:
                     await asyncio.wait_for(_all_answer(executor, self.workers), START_TIMEOUT)
-                except (BrokenProcessPool, TimeoutError):
+                except BaseException as exc:  # also cancelled: no workers left behind
                     _kill_processes(executor)
                     executor.shutdown(wait=False)
-                    raise ExtractionFailed("extraction failed: the worker processes did not start") from None
+                    if isinstance(exc, BrokenProcessPool | TimeoutError):
+                        raise ExtractionFailed(NOT_STARTED) from None
+                    raise
                 self._current = _Workers(executor)
             return self._current
 
@@ -166,7 +172,9 @@ class ExtractionPool:
         self._replace(workers)
 
     def close(self) -> None:
-        """Stop the workers, also one busy with a page (its crawl is over)."""
+        """Stop the workers, also one busy with a page (its crawl is over); pages that come
+        after this fail at once rather than start new workers."""
+        self.closed = True
         if self._current is not None:
             workers, self._current = self._current, None
             _kill_processes(workers.executor)
