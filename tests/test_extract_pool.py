@@ -199,6 +199,15 @@ def test_workers_exit_when_the_monitor_is_killed() -> None:
     assert not [pid for pid in workers if alive(pid)], "workers outlived the monitor"
 
 
+def test_a_page_after_close_fails_at_once_without_new_workers() -> None:
+    """Answers still on their way when the crawler closes must not start a pool at exit."""
+    pool = ExtractionPool(workers=2)
+    pool.close()
+    with pytest.raises(ExtractionFailed, match="the crawler is closing"):
+        asyncio.run(pool.extract(*fixture_pages()[0]))
+    assert not worker_pids()
+
+
 def test_bad_pool_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="workers must be 0 or more"):
         ExtractionPool(workers=-1)
