@@ -109,7 +109,7 @@ class Crawler:
         self._reactor = start_reactor()
         self.stopped = False
         self._abandoned = asyncio.Event()
-        # Article pages are extracted on every core; the workers start with the first page.
+        # Article pages are extracted on every core; the workers start with the first poll.
         self.extraction = ExtractionPool()
         self.configure(crawl, sources)
 
@@ -156,6 +156,7 @@ class Crawler:
         from spiders.sitemap import SitemapSpider
 
         spiders = {"feed": FeedSpider, "sitemap": SitemapSpider, "page": ListingSpider}
+        self.extraction.start()  # the new articles' pages come next
         crawls = [self.run(spiders[kind], targets=group) for kind, group in targets.items() if group]
         return [item for items in await asyncio.gather(*crawls) for item in items]
 
@@ -283,6 +284,7 @@ class LiveCrawler:
     async def start(self) -> None:
         from spiders.live import LiveSpider
 
+        self.extraction.start()
         self._crawler = self._runner.create_crawler(LiveSpider)
         self._crawl = asyncio.ensure_future(
             self._runner.crawl(self._crawler, frontier=self.frontier, router=self,

@@ -88,7 +88,15 @@ class ExtractionPool:
         self._alone = asyncio.Lock()
         self._starting = asyncio.Lock()
         self.closed = False
+        self._start: asyncio.Future | None = None
         self.restarts = 0  # pools rebuilt after a timeout or a dead worker
+
+    def start(self) -> None:
+        """Start the workers in the background, before the first page needs them (a crawler
+        calls this when it polls sources, whose new articles are fetched next)."""
+        if self.workers and self._current is None and self._start is None and not self.closed:
+            self._start = asyncio.ensure_future(self._started())
+            self._start.add_done_callback(_consume)
 
     async def extract(self, html: str, url: str) -> ExtractedArticle | None:
         """The page's article, or None when it has none. Raises ExtractionFailed for a page that
@@ -175,6 +183,8 @@ class ExtractionPool:
         """Stop the workers, also one busy with a page (its crawl is over); pages that come
         after this fail at once rather than start new workers."""
         self.closed = True
+        if self._start is not None:
+            self._start.cancel()  # a start still under way kills its workers (see _started)
         if self._current is not None:
             workers, self._current = self._current, None
             _kill_processes(workers.executor)
@@ -192,6 +202,12 @@ async def _all_answer(executor: ProcessPoolExecutor, workers: int) -> None:
 def _pid_after(seconds: float) -> int:
     time.sleep(seconds)  # long enough for the other ready workers to take the other calls
     return os.getpid()
+
+
+def _consume(start: asyncio.Future) -> None:
+    """A failed start in the background is the first page's error (it starts again)."""
+    if not start.cancelled():
+        start.exception()
 
 
 def _kill_processes(executor: ProcessPoolExecutor) -> None:
