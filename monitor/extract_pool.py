@@ -16,12 +16,15 @@ Hostile pages fail alone:
   "extraction failed: worker died".
 
 At most one page per worker is handed over at a time, so a page's time is counted from when a
-worker could take it, not from when it joined a queue behind others.
+worker could take it, not from when it joined a queue behind others. The workers start in the
+background when the crawler first polls; the pages that come before they are up (seconds, more
+on a busy machine) are extracted in the crawler's process, as without a pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 
 from monitor.extract import ExtractedArticle, extract_article
 
+logger = logging.getLogger(__name__)
 # Plain extraction takes milliseconds to a second per page; a page still going after this long
 # is pathological (or the machine is swapping) and would hold a worker forever.
 EXTRACT_TIMEOUT = 30.0
@@ -72,9 +76,8 @@ _SUSPECT = _Suspect()
 
 
 class ExtractionPool:
-    """`await pool.extract(html, url)` is extract_article(html, url), run in a worker process.
-    With `workers=0` it runs in this process (no time limit): for callers that extract a page
-    or two."""
+    """`await pool.extract(html, url)` is extract_article(html, url), run in a worker process
+    once the workers are up. With `workers=0` it runs in this process (no time limit)."""
 
     def __init__(self, workers: int | None = None, timeout: float = EXTRACT_TIMEOUT) -> None:
         self.workers = default_workers() if workers is None else workers
@@ -89,6 +92,7 @@ class ExtractionPool:
         self._starting = asyncio.Lock()
         self.closed = False
         self._start: asyncio.Future | None = None
+        self._started_once = False  # the first pool is up: pages go to workers from then on
         self.restarts = 0  # pools rebuilt after a timeout or a dead worker
 
     def start(self) -> None:
@@ -98,10 +102,21 @@ class ExtractionPool:
             self._start = asyncio.ensure_future(self._started())
             self._start.add_done_callback(_consume)
 
+    async def ready(self) -> None:
+        """Wait until the workers are up (raises ExtractionFailed if they cannot start)."""
+        if self.workers:
+            await self._started()
+
     async def extract(self, html: str, url: str) -> ExtractedArticle | None:
         """The page's article, or None when it has none. Raises ExtractionFailed for a page that
         killed its worker or ran too long, and extract_article's own exceptions as they are."""
-        if not self.workers:
+        if self.closed:  # a page that came in after its crawl was stopped
+            raise ExtractionFailed("extraction failed: the crawler is closing")
+        if not self.workers or not self._started_once:
+            # The workers take seconds to start, more on a busy machine: until then pages are
+            # extracted here, as without a pool, rather than wait (and a stop in the first
+            # seconds keeps what was fetched).
+            self.start()
             return extract_article(html, url)
         async with self._slots:
             outcome = await self._run(html, url)
@@ -149,7 +164,7 @@ class ExtractionPool:
         """The pool, every worker of it ready: starting one (a second or two per worker, more on
         a busy machine) is not counted in any page's time."""
         async with self._starting:
-            if self.closed:  # a page that came in after its crawl was stopped
+            if self.closed:
                 raise ExtractionFailed("extraction failed: the crawler is closing")
             if self._current is None:
                 executor = ProcessPoolExecutor(self.workers, initializer=_start_worker,
@@ -163,6 +178,7 @@ class ExtractionPool:
                         raise ExtractionFailed(NOT_STARTED) from None
                     raise
                 self._current = _Workers(executor)
+                self._started_once = True
             return self._current
 
     def _replace(self, workers: _Workers) -> None:
@@ -205,9 +221,9 @@ def _pid_after(seconds: float) -> int:
 
 
 def _consume(start: asyncio.Future) -> None:
-    """A failed start in the background is the first page's error (it starts again)."""
-    if not start.cancelled():
-        start.exception()
+    if not start.cancelled() and start.exception() is not None:
+        logger.warning("the extraction workers did not start (%s); pages are extracted in the "
+                       "crawler's process", start.exception())
 
 
 def _kill_processes(executor: ProcessPoolExecutor) -> None:

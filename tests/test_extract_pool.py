@@ -63,6 +63,7 @@ def test_pages_come_back_from_the_workers_as_extracted_here() -> None:
     pool = ExtractionPool(workers=2)
 
     async def run() -> tuple[list[object], set[int]]:
+        await pool.ready()  # before it is, pages are extracted in this process
         results = await extract_all(pool, pages)
         return results, worker_pids()
 
@@ -82,6 +83,7 @@ def test_a_page_that_runs_past_the_limit_fails_alone_and_the_others_are_extracte
     pool = ExtractionPool(workers=2, timeout=3)
 
     async def run() -> tuple[list[object], object]:
+        await pool.ready()
         # The heavy page goes in among the others, so some are in the workers it holds up.
         results = await extract_all(pool, [*pages[:3], heavy, *pages[3:]])
         after = await pool.extract(*pages[0])  # the rebuilt pool works
@@ -139,6 +141,7 @@ def test_a_page_whose_worker_dies_fails_alone_and_the_pages_beside_it_are_extrac
     pool = ExtractionPool(workers=2, timeout=600)  # no timeout here: the worker dies first
 
     async def run() -> tuple[list[object], list[object]]:
+        await pool.ready()
         results = await extract_all(pool, [*pages[:3], killer_page, *pages[3:]])
         return results, await extract_all(pool, pages[:2])
 
@@ -162,9 +165,9 @@ from monitor.extract_pool import ExtractionPool
 
 async def main(page):
     pool = ExtractionPool(workers=2)
+    await pool.ready()
     busy = asyncio.ensure_future(pool.extract(page, "http://127.0.0.1/tung.html"))
-    while len(multiprocessing.active_children()) < 2:
-        await asyncio.sleep(0.05)
+    await asyncio.sleep(1)  # handed to a worker, which is busy with it for tens of seconds
     print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
     await busy
 
@@ -206,6 +209,22 @@ def test_a_page_after_close_fails_at_once_without_new_workers() -> None:
     with pytest.raises(ExtractionFailed, match="the crawler is closing"):
         asyncio.run(pool.extract(*fixture_pages()[0]))
     assert not worker_pids()
+
+
+def test_pages_before_the_workers_are_up_are_extracted_here() -> None:
+    pool = ExtractionPool(workers=2)
+
+    async def run() -> tuple[object, int]:
+        article = await pool.extract(*fixture_pages()[0])  # the workers are only starting
+        await pool.ready()
+        return article, len(worker_pids())
+
+    try:
+        article, workers = asyncio.run(run())
+    finally:
+        pool.close()
+    assert article == extract_article(*fixture_pages()[0])
+    assert workers == 2, "the first page started the workers"
 
 
 def test_bad_pool_sizes_are_refused() -> None:
