@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from scrapy.core.downloader import Downloader  # does not import the reactor
 
+from monitor.extract_pool import ExtractionPool
 from monitor.frontier import Frontier, Job, LocalFrontier
 from monitor.models import CrawlSettings, PageResult, PollResult, Source
 
@@ -108,6 +109,8 @@ class Crawler:
         self._reactor = start_reactor()
         self.stopped = False
         self._abandoned = asyncio.Event()
+        # Article pages are extracted on every core; the workers start with the first poll.
+        self.extraction = ExtractionPool()
         self.configure(crawl, sources)
 
     def configure(self, crawl: CrawlSettings, sources: Sequence[Source]) -> None:
@@ -153,6 +156,7 @@ class Crawler:
         from spiders.sitemap import SitemapSpider
 
         spiders = {"feed": FeedSpider, "sitemap": SitemapSpider, "page": ListingSpider}
+        self.extraction.start()  # the new articles' pages come next
         crawls = [self.run(spiders[kind], targets=group) for kind, group in targets.items() if group]
         return [item for items in await asyncio.gather(*crawls) for item in items]
 
@@ -160,7 +164,9 @@ class Crawler:
         """Every page's result; `on_result` is called with each as soon as it is in."""
         from spiders.article import ArticleSpider
 
-        return await self.run(ArticleSpider, on_result, targets=targets) if targets else []
+        if not targets:
+            return []
+        return await self.run(ArticleSpider, on_result, targets=targets, extraction=self.extraction)
 
     async def stop_crawls(self) -> None:
         """Stop starting requests; pages already on their way have STOP_GRACE seconds to be
@@ -173,6 +179,7 @@ class Crawler:
 
     async def close(self) -> None:
         await self.stop_crawls()
+        self.extraction.close()
         # Twisted's thread pool (DNS lookups) keeps the process alive at exit. Firing the whole
         # "shutdown" event would also stop the asyncio loop under asyncio.run's feet.
         self._reactor.getThreadPool().stop()
@@ -267,6 +274,7 @@ class LiveCrawler:
         self._batches: dict[int, _Batch] = {}
         self._ids = itertools.count(1)
         self._crawl_settings = crawl
+        self.extraction = ExtractionPool()  # see Crawler
         from scrapy.crawler import AsyncCrawlerRunner
 
         self._runner = AsyncCrawlerRunner(live_settings(crawl, sources))
@@ -276,9 +284,11 @@ class LiveCrawler:
     async def start(self) -> None:
         from spiders.live import LiveSpider
 
+        self.extraction.start()
         self._crawler = self._runner.create_crawler(LiveSpider)
         self._crawl = asyncio.ensure_future(
-            self._runner.crawl(self._crawler, frontier=self.frontier, router=self))
+            self._runner.crawl(self._crawler, frontier=self.frontier, router=self,
+                               extraction=self.extraction))
         self._crawl.add_done_callback(self._ended)
 
     def _ended(self, crawl: asyncio.Future) -> None:
@@ -370,4 +380,5 @@ class LiveCrawler:
         await self.stop_crawls()
         if self._crawl is not None and not self._crawl.done():
             self._crawl.add_done_callback(_consume)
+        self.extraction.close()
         self._reactor.getThreadPool().stop()

@@ -1,4 +1,5 @@
-"""Fetches article pages once each and extracts their main text."""
+"""Fetches article pages once each and extracts their main text (in the crawler's worker
+processes: monitor.extract_pool)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from scrapy.http import Response, TextResponse
 from scrapy.settings import BaseSettings
 from twisted.python.failure import Failure
 
-from monitor.extract import extract_article
+from monitor.extract_pool import ExtractionFailed, ExtractionPool
 from monitor.models import PageResult
 from spiders.base import HANDLED_STATUSES, describe_failure
 
@@ -44,9 +45,15 @@ class ArticleSpider(scrapy.Spider):
                 "HTTPCACHE_IGNORE_HTTP_CODES": list(range(400, 600)),
             }, priority="spider")
 
-    def __init__(self, targets: list[PageTarget], **kwargs: object) -> None:
+    def __init__(self, targets: list[PageTarget], extraction: ExtractionPool | None = None,
+                 **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.targets = targets
+        # The crawler's pool; without one (a spider made on its own) pages are extracted here.
+        self.extraction = extraction if extraction is not None else ExtractionPool(workers=0)
+        # Bound once: Scrapy caches what it learns about a callback per callable object, and a
+        # bound method made per request would be inspected (getsource, ast.parse) per response.
+        self.on_page, self.on_failure = self.parse_page, self.failed
 
     async def start(self) -> AsyncIterator[scrapy.Request | PageResult]:
         for target in self.targets:
@@ -56,8 +63,8 @@ class ArticleSpider(scrapy.Spider):
         try:
             return scrapy.Request(
                 target.url,
-                callback=self.parse_page,
-                errback=self.failed,
+                callback=self.on_page,
+                errback=self.on_failure,
                 dont_filter=True,
                 meta={"handle_httpstatus_list": HANDLED_STATUSES, "target": target,
                       "origin": target.url if target.origin is None else target.origin,
@@ -67,24 +74,25 @@ class ArticleSpider(scrapy.Spider):
         except ValueError as exc:  # one bad address fails its own article only
             return PageResult(target.article_id, target.url, error=f"bad URL: {exc}"[:300])
 
-    def parse_page(self, response: Response) -> Iterator[PageResult]:
+    async def parse_page(self, response: Response) -> list[PageResult]:
+        return [await self.page_result(response)]
+
+    async def page_result(self, response: Response) -> PageResult:
         target: PageTarget = response.meta["target"]
         if response.status != 200:
-            yield PageResult(target.article_id, target.url, error=f"HTTP {response.status}")
-            return
+            return PageResult(target.article_id, target.url, error=f"HTTP {response.status}")
         if not isinstance(response, TextResponse):
-            yield PageResult(target.article_id, target.url, error="not a text page")
-            return
+            return PageResult(target.article_id, target.url, error="not a text page")
         # response.text is decoded from the header, <meta> or BOM, with latin-1 read as cp1252.
         try:
-            extracted = extract_article(response.text, response.url)
+            extracted = await self.extraction.extract(response.text, response.url)
+        except ExtractionFailed as exc:  # a worker died or ran out of time on this page
+            return PageResult(target.article_id, target.url, error=str(exc))
         except Exception as exc:  # a hostile page must not stop the others
-            yield PageResult(target.article_id, target.url, error=f"extraction failed: {exc!r}"[:300])
-            return
+            return PageResult(target.article_id, target.url, error=f"extraction failed: {exc!r}"[:300])
         if extracted is None:
-            yield PageResult(target.article_id, target.url, error="no article text found")
-            return
-        yield PageResult(
+            return PageResult(target.article_id, target.url, error="no article text found")
+        return PageResult(
             article_id=target.article_id,
             url=target.url,
             title=extracted.title or None,

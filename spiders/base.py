@@ -40,6 +40,9 @@ class SourceSpider(scrapy.Spider):
     def __init__(self, targets: list[SourceTarget], **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.targets = targets
+        # Bound once: Scrapy caches what it learns about a callback per callable object, and a
+        # bound method made per request would be inspected (getsource, ast.parse) per response.
+        self.on_source, self.on_failure = self.parse_source, self.failed
 
     async def start(self) -> AsyncIterator[scrapy.Request | PollResult]:
         for target in self.targets:
@@ -52,7 +55,7 @@ class SourceSpider(scrapy.Spider):
     def first_request(self, url: str, target: SourceTarget) -> scrapy.Request | PollResult:
         """The source's own document; a URL Scrapy cannot request fails this source only."""
         try:
-            return self.request(url, target, self.parse_source, conditional=True)
+            return self.request(url, target, self.on_source, conditional=True)
         except ValueError as exc:
             return PollResult(target.source, None, error=f"bad URL {url!r}: {exc}")
 
@@ -61,7 +64,7 @@ class SourceSpider(scrapy.Spider):
         link is not usable (logged with the source and the reason)."""
         try:
             article_url(url)
-            return self.request(url, target, self.parse_source, part=True)
+            return self.request(url, target, self.on_source, part=True)
         except ValueError as exc:
             logger.warning("source %s: skipped linked document %r: %s", target.source, url[:300], exc)
             return None
@@ -74,7 +77,7 @@ class SourceSpider(scrapy.Spider):
         if conditional and target.last_modified:
             headers["If-Modified-Since"] = target.last_modified
         return scrapy.Request(
-            url, headers=headers, callback=callback, errback=self.failed, dont_filter=True,
+            url, headers=headers, callback=callback, errback=self.on_failure, dont_filter=True,
             meta={"handle_httpstatus_list": HANDLED_STATUSES, "target": target, "part": part,
                   "origin": target.url, "dont_obey_robotstxt": not target.obey_robots},
         )

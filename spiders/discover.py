@@ -43,24 +43,29 @@ class DiscoverSpider(scrapy.Spider):
         super().__init__(**kwargs)
         self.url = url
         self.probes = probes
+        # Bound once: Scrapy caches what it learns about a callback per callable object (see
+        # spiders/base.py).
+        self.on_page, self.on_page_failure = self.parse_page, self.page_failed
+        self.on_robots, self.on_candidate = self.parse_robots, self.parse_candidate
+        self.on_unreachable = self.unreachable
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         # The page first, the rest once the host has answered at all: probing eleven paths of
         # a host that refuses connections only makes the user wait.
-        yield scrapy.Request(self.url, callback=self.parse_page, errback=self.page_failed,
+        yield scrapy.Request(self.url, callback=self.on_page, errback=self.on_page_failure,
                              dont_filter=True, headers={"Accept": self.accept},
                              meta={"via": "", "title": "", "origin": self.url})
 
     def site_requests(self) -> Iterator[scrapy.Request]:
         root = site_root(self.url)
-        yield self.request(root + "robots.txt", self.parse_robots)
+        yield self.request(root + "robots.txt", self.on_robots)
         for path in self.probes:
-            yield self.request(root + path.lstrip("/"), self.parse_candidate, via="probe")
+            yield self.request(root + path.lstrip("/"), self.on_candidate, via="probe")
 
     def request(self, url: str, callback: Any, via: str = "", title: str = "") -> scrapy.Request:
         # dont_filter: the same URL may come from several places; monitor.discover dedupes the
         # results and keeps the most telling `via`.
-        return scrapy.Request(url, callback=callback, errback=self.unreachable, dont_filter=True,
+        return scrapy.Request(url, callback=callback, errback=self.on_unreachable, dont_filter=True,
                               headers={"Accept": self.accept},
                               meta={"via": via, "title": title, "origin": self.url})
 
@@ -74,11 +79,11 @@ class DiscoverSpider(scrapy.Spider):
             if "alternate" in rel and kind in FEED_TYPES:
                 url = response.urljoin(link.attrib["href"].strip())
                 title = " ".join((link.attrib.get("title") or "").split())
-                yield self.request(url, self.parse_candidate, via="link", title=title)
+                yield self.request(url, self.on_candidate, via="link", title=title)
 
     def parse_robots(self, response: Response) -> Iterator[scrapy.Request]:
         for url in sitemap_urls_from_robots(response.body, base_url=response.url):
-            yield self.request(url, self.parse_candidate, via="robots")
+            yield self.request(url, self.on_candidate, via="robots")
 
     def parse_candidate(self, response: Response) -> Iterator[Discovered]:
         try:

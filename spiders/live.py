@@ -18,6 +18,7 @@ from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from monitor.extract_pool import ExtractionPool
 from monitor.frontier import Frontier, Job
 from spiders.article import ArticleSpider
 from spiders.base import SourceSpider
@@ -43,16 +44,17 @@ class Router(Protocol):
 class LiveSpider(scrapy.Spider):
     name = "live"
 
-    def __init__(self, frontier: Frontier, router: Router, **kwargs: Any) -> None:
+    def __init__(self, frontier: Frontier, router: Router, extraction: ExtractionPool | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.frontier, self.router = frontier, router
         self.closing = False
         # The parsers of the one-crawl spiders, used as plain objects.
         self.sources: dict[str, SourceSpider] = {
             "feed": FeedSpider([]), "sitemap": SitemapSpider([]), "page": ListingSpider([])}
-        self.articles = ArticleSpider([])
+        self.articles = ArticleSpider([], extraction)
         # One bound callback per kind, made once; every request of that kind refers to it.
-        self.callbacks: dict[str, Callable[[Response], list[Any]]] = {
+        self.callbacks: dict[str, Callable[[Response], Any]] = {
             "feed": self.parse_feed, "sitemap": self.parse_sitemap, "page": self.parse_listing,
             "article": self.parse_article}
         self.errbacks: dict[str, Callable[[Failure], list[Any]]] = {
@@ -121,8 +123,9 @@ class LiveSpider(scrapy.Spider):
     def parse_listing(self, response: Response) -> list[scrapy.Request]:
         return self._route(response.meta, self.sources["page"].parse_source(response))
 
-    def parse_article(self, response: Response) -> list[scrapy.Request]:
-        return self._route(response.meta, self.articles.parse_page(response))
+    async def parse_article(self, response: Response) -> list[scrapy.Request]:
+        # The page is extracted in a worker process; the loop fetches meanwhile.
+        return self._route(response.meta, [await self.articles.page_result(response)])
 
     def failed_source(self, failure: Failure) -> list[scrapy.Request]:
         meta = failure.request.meta

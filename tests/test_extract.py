@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import py3langid
 import pytest
 from scrapy.http import HtmlResponse
 
-from monitor.extract import ExtractedArticle, extract_article
+from monitor.extract import LANGUAGE_SAMPLE_CHARS, ExtractedArticle, detect_language, extract_article
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SITE = FIXTURES / "site"
@@ -204,6 +205,27 @@ def test_long_text_language_is_detected_not_declared() -> None:
 
     assert article is not None
     assert article.lang == "en"
+
+
+SWEDISH = "Regeringen lägger fram förslaget om höjd skatt på bensin i höstbudgeten. "
+ENGLISH = "The central bank left its key interest rate unchanged on Thursday morning. "
+
+
+def test_language_is_judged_on_the_opening_only() -> None:
+    """A Swedish article that quotes a long English document: the opening decides, and the
+    rest is never read (py3langid's time grows with the text)."""
+    opening = SWEDISH * (LANGUAGE_SAMPLE_CHARS // len(SWEDISH) + 1)
+    # Judged whole, this much English would outweigh the Swedish opening.
+    quoted = ENGLISH * (100 * LANGUAGE_SAMPLE_CHARS // len(ENGLISH))
+    assert py3langid.classify(opening + quoted)[0] == "en"
+    html = (f'<!DOCTYPE html><html lang="en"><head><title>Skatt</title></head><body><article>'
+            f"<h1>Skatt</h1><p>{opening}</p><p>{quoted}</p></article></body></html>")
+
+    article = extract_article(html, f"{BASE}/skatt.html")
+
+    assert article is not None and article.text.startswith(opening.strip())
+    assert article.lang == "sv"
+    assert detect_language(opening + quoted) == "sv"
 
 
 def test_prose_under_a_box_like_heading_is_kept() -> None:
