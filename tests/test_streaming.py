@@ -4,20 +4,24 @@ connection of its own, has seen an alert of `monitor once` in the outbox."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO, write_config
-from servers import serve
+from servers import Receiver, serve
 
 # The held pages are released after this long at the latest, so a monitor that alerts only
 # after its crawl still ends (and the test fails on what it saw, not on a hang).
@@ -116,20 +120,31 @@ def outbox(database: Path) -> list[tuple[str, str]]:
         return []
 
 
-def watch_for_an_alert(database: Path, outlet: SlowOutlet, process: subprocess.Popen[str]
+def watch_for_an_alert(database: Path, outlet: SlowOutlet, process: subprocess.Popen[str],
+                       kill: bool = False, status: str | None = None
                        ) -> tuple[list[tuple[str, str]], int]:
-    """The outbox as first seen with an alert in it (empty if the monitor ended first), and how
-    many of `trog`'s held pages had been answered by then; then lets the pages go."""
+    """The outbox as first seen with an alert in it (of `status`, if given; empty if the monitor
+    ended first), and how many of `trog`'s held pages had been answered by then; then lets the
+    pages go, or with `kill`, SIGKILLs the monitor first and keeps them held."""
     try:
         while process.poll() is None:
             answered = len(outlet.served_held)
             seen = outbox(database)
-            if seen:
+            if seen and (status is None or (status in {s for _, s in seen})):
                 return seen, answered
             time.sleep(0.05)
         return [], len(outlet.served_held)
     finally:
-        outlet.release.set()
+        if kill:
+            process.send_signal(signal.SIGKILL)
+        else:
+            outlet.release.set()
+
+
+def start(path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(path), "once"], cwd=path.parent, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 @pytest.mark.parametrize("fast_full_text", [True, False], ids=["fetched page", "feed only"])
@@ -141,9 +156,7 @@ def test_an_alert_is_written_while_a_slow_outlet_is_still_being_crawled(
         "trog": [(f"notis-{n}", f"{OTHER} Notis {n}.") for n in range(3)],
     }
     path = config(tmp_path, outlet, fast_full_text)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "--config", str(path), "once"], cwd=tmp_path, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+    process = start(path)
 
     seen, answered = watch_for_an_alert(tmp_path / "monitor.db", outlet, process)
     out, err = process.communicate(timeout=HOLD_AT_MOST + 120)
@@ -162,3 +175,42 @@ def test_an_alert_is_written_while_a_slow_outlet_is_still_being_crawled(
     assert states == {"done": 5}, states
     assert texts == 3
     assert "1 new alert" in out, out
+
+
+def test_a_monitor_killed_mid_crawl_loses_nothing_and_sends_nothing_twice(
+    tmp_path: Path, outlet: SlowOutlet, receiver: Receiver
+) -> None:
+    """SIGKILL once an alert is marked sent and the slow outlet's pages are still on their way
+    (one of them matches too); the next run stores and matches what was left, and every alert
+    reaches the receiver once: the sent mark was kept, the rest was not lost."""
+    outlet.items = {
+        "snabb": [("tokajev", MATCHING), ("skola", OTHER)],
+        "trog": [("kazakstan", f"{MATCHING} Fler uppgifter i kväll."), *(
+            (f"notis-{n}", f"{OTHER} Notis {n}.") for n in range(3))],
+    }
+    raw = yaml.safe_load(config(tmp_path, outlet, fast_full_text=True).read_text())
+    raw["notifiers"] = [{"name": "siem", "type": "webhook", "url": receiver.url}]
+    raw["watchlists"][0]["notify"] = ["siem"]
+    path = write_config(tmp_path, raw)
+    process = start(path)
+
+    seen, answered = watch_for_an_alert(tmp_path / "monitor.db", outlet, process, kill=True,
+                                        status="sent")
+    process.communicate(timeout=60)
+    assert seen and answered == 0, (seen, answered)
+
+    outlet.release.set()
+    again = subprocess.run([sys.executable, "-m", "monitor", "--config", str(path), "once"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    assert again.returncode == 0, again.stderr
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        states = dict(db.execute("SELECT state, count(*) FROM articles GROUP BY state"))
+        texts = db.execute("SELECT count(*) FROM articles WHERE text != ''").fetchone()[0]
+        alerts = dict(db.execute("SELECT id, status FROM alerts"))
+    assert states == {"done": 6}, states
+    assert texts == 6
+    received = Counter(json.loads(body)["id"] for body in receiver.bodies())
+    assert set(alerts.values()) == {"sent"} and set(received) == set(alerts), (alerts, received)
+    assert max(received.values()) == 1, received
