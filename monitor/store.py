@@ -672,11 +672,11 @@ class Store:
                 # already alerted is recorded above as a match, and ignored here.
                 cursor = self.db.execute(
                     "INSERT OR IGNORE INTO alerts (id, article_id, story_id, watchlist, notifier,"
-                    " body, status, created, queued, hold, release_at, thread)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " body, status, created, queued, hold, release_at, thread, retry_at)"
+                    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_NOTIFIER_HOLD})",
                     [alert.id, article_id, story_id, alert.watchlist, alert.notifier, alert.body,
                      HELD if alert.hold else PENDING, now, now, alert.hold, alert.release_at,
-                     self._thread(story_id, alert.notifier)],
+                     self._thread(story_id, alert.notifier), alert.notifier, now],
                 )
                 created += cursor.rowcount
             self.db.execute("UPDATE articles SET state = ?, skipped = COALESCE(?, skipped) WHERE id = ?",
@@ -752,9 +752,9 @@ class Store:
     def _insert_message(self, alert: PendingAlert, now: str) -> None:
         self.db.execute(
             "INSERT INTO alerts (id, kind, article_id, story_id, watchlist, notifier, body, status,"
-            " created, queued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f" created, queued, retry_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_NOTIFIER_HOLD})",
             [alert.id, alert.kind, alert.article_id, alert.story_id, alert.watchlist,
-             alert.notifier, alert.body, PENDING, alert.created or now, now])
+             alert.notifier, alert.body, PENDING, alert.created or now, now, alert.notifier, now])
 
     def mark_sent(self, alert_id: str) -> None:
         """One commit per sent alert, on purpose: a sent mark held back to share a commit with
@@ -789,8 +789,12 @@ class Store:
         return row[0] if row else 0
 
     def defer_notifier(self, notifier: str, retry_at: str) -> None:
-        """A notifier that is unreachable: none of its pending alerts is tried before `retry_at`."""
+        """A notifier that is unreachable: none of its pending alerts is tried before `retry_at`,
+        nor any written for it until then."""
         with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO notifier_holds (notifier, retry_at) VALUES (?, ?) ON CONFLICT(notifier)"
+                " DO UPDATE SET retry_at = max(retry_at, excluded.retry_at)", [notifier, retry_at])
             self.db.execute(
                 "UPDATE alerts SET retry_at = ? WHERE notifier = ? AND status = ?"
                 " AND (retry_at IS NULL OR retry_at < ?)", [retry_at, notifier, PENDING, retry_at])
@@ -821,6 +825,7 @@ class Store:
             sql += f" AND id IN ({', '.join('?' for _ in ids)})"
             params += ids
         with self.db.atomic():
+            self.db.execute("DELETE FROM notifier_holds")  # tried now, whoever was left alone
             return self.db.execute(sql, params).rowcount
 
     def count_pending_alerts(self) -> int:
@@ -1145,6 +1150,10 @@ _ARTICLES_OWED_ALERTS = ("SELECT article_id FROM alerts WHERE status IN (?, ?, ?
 _EXPORT_COLUMNS = ("a.id, a.source, a.title, a.link, a.url, a.published, a.first_seen, a.lang,"
                    " a.author, a.summary, a.text, a.story_id, s.uid AS story_uid")
 
+
+# A new outbox row's retry_at: the hold on its notifier while it is left alone (parameters: the
+# notifier, now).
+_NOTIFIER_HOLD = "(SELECT retry_at FROM notifier_holds WHERE notifier = ? AND retry_at > ?)"
 
 _PENDING_COLUMNS = ("id, notifier, watchlist, article_id, body, attempts, owed, kind, story_id,"
                     " thread, created")
