@@ -101,7 +101,8 @@ class Metrics:
         self.cycle_seconds = Histogram("monitor_cycle_duration_seconds", "Wall time of a cycle",
                                        buckets=DURATION_BUCKETS, registry=registry)
         self.stage_seconds = Histogram("monitor_stage_duration_seconds", "Wall time of a cycle's "
-                                       "stages: poll, texts, stories, match, deliver", ["stage"],
+                                       "stages: poll, articles (pages fetched, stored, grouped and "
+                                       "matched as they come), deliver", ["stage"],
                                        buckets=DURATION_BUCKETS, registry=registry)
         registry.register(_ScrapeTimeCollector(self))
 

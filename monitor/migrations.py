@@ -213,6 +213,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX alerts_story ON alerts(story_id, notifier) WHERE story_id IS NOT NULL;
     CREATE INDEX matches_watchlist ON matches(watchlist, matched_at);
     """,
+    # 9: a notifier found down is left alone until `retry_at`, also by the alerts written after
+    # that (a cycle writes alerts while its delivery passes run).
+    """
+    CREATE TABLE notifier_holds (
+        notifier TEXT PRIMARY KEY,
+        retry_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -1,5 +1,9 @@
 """One cycle, top to bottom: poll sources → store what is new → fetch article text → group
-copies into stories → match → write alerts to the outbox → deliver the outbox."""
+copies into stories → match → write alerts to the outbox → deliver the outbox.
+
+After the poll, articles flow: those that need no page are matched at once, and each page is
+stored, grouped and matched in a small batch as soon as the crawl hands it over, while the
+others are still being fetched; a batch that wrote alerts starts a delivery pass."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -64,7 +68,8 @@ class CycleReport:
     alerts_created: int = 0
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     # For /metrics: matched articles and alerts written per watchlist, and each stage's wall
-    # time in seconds (poll, texts, stories, match, deliver), in the order they ran.
+    # time in seconds (poll; articles: pages fetched, stored, grouped and matched as they came;
+    # deliver: the last delivery pass), in the order they ran.
     matches_by_watchlist: Counter[str] = field(default_factory=Counter)
     alerts_by_watchlist: Counter[str] = field(default_factory=Counter)
     durations: dict[str, float] = field(default_factory=dict)
@@ -101,15 +106,15 @@ async def run_cycle(monitor: Monitor, sources: Sequence[Source]) -> CycleReport:
     with timed(report, "poll"):
         await poll_sources(monitor, sources, report)
     names = [s.name for s in sources]
-    with timed(report, "texts"):
-        await fetch_texts(monitor, names, report)
-    with timed(report, "stories"):
-        assign_stories(monitor, names)
-    with timed(report, "match"):
-        await match_articles(monitor, names, report)
-        drop_texts(monitor, names)
-    with timed(report, "deliver"):
-        report.delivery = await deliver(monitor)
+    deliveries = Deliveries(monitor, report)
+    try:
+        with timed(report, "articles"):
+            await process_articles(monitor, names, report, deliveries.kick)
+            drop_texts(monitor, names)
+        with timed(report, "deliver"):
+            await deliveries.finish()
+    finally:
+        deliveries.cancel()
     return report
 
 
@@ -120,6 +125,54 @@ def timed(report: CycleReport, stage: str) -> Iterator[None]:
         yield
     finally:
         report.durations[stage] = time.perf_counter() - started
+
+
+class Deliveries:
+    """A cycle's delivery passes: one as soon as a batch of articles has written alerts, so an
+    alert goes out seconds after its article came in, not when the crawl ends. One at a time:
+    alerts written while a pass runs go out in one more pass right after it (and every pass
+    holds the monitor's delivery lock). The cycle's report adds up what they sent."""
+
+    def __init__(self, monitor: Monitor, report: CycleReport) -> None:
+        self.monitor = monitor
+        self.report = report
+        self._pass: asyncio.Task | None = None
+        self._again = False
+
+    def kick(self) -> None:
+        if self._pass is not None and not self._pass.done():
+            self._again = True
+            return
+        self._pass = asyncio.get_running_loop().create_task(self._passes())
+
+    async def _passes(self) -> None:
+        self._again = True
+        while self._again:
+            self._again = False
+            try:
+                self._add(await deliver(self.monitor))
+            except Exception:
+                # Nothing is lost: the alerts stay in the outbox for the cycle's last pass.
+                logger.exception("a delivery pass during the cycle failed; the last one tries again")
+                return
+
+    async def finish(self) -> None:
+        """Wait for the pass under way, then run the cycle's last pass: catch-ups, notices and
+        retries due go out in it too."""
+        if self._pass is not None:
+            await self._pass
+        self._add(await deliver(self.monitor))
+
+    def cancel(self) -> None:
+        if self._pass is not None and not self._pass.done():
+            self._pass.cancel()  # a stop: what it had not sent stays pending
+
+    def _add(self, later: DeliveryReport) -> None:
+        """This pass's sends added to the earlier passes'; the outbox as it stands now."""
+        total = self.report.delivery
+        self.report.delivery = replace(
+            later, sent=total.sent + later.sent, failed=total.failed + later.failed,
+            gave_up=total.gave_up + later.gave_up, outcomes=total.outcomes + later.outcomes)
 
 
 async def deliver(monitor: Monitor) -> DeliveryReport:
@@ -210,27 +263,107 @@ def merge_results(results: list[PollResult]) -> dict[str, PollResult]:
     return merged
 
 
-async def fetch_texts(monitor: Monitor, source_names: list[str], report: CycleReport) -> None:
+# Pages are stored, grouped and matched in batches of up to this many, or of those that came
+# within this many seconds of the batch's first: one transaction per batch, and an alert at
+# most this long after its page.
+BATCH_PAGES = 100
+BATCH_WINDOW = 0.2
+
+
+async def process_articles(monitor: Monitor, source_names: list[str], report: CycleReport,
+                           alerted: Callable[[], None] = lambda: None) -> None:
+    """The articles of these sources as they become ready: those waiting for matching (feed-only
+    ones, and any a stopped run left) at once, then each fetched page, in batches, while the
+    crawl goes on. `alerted` is called after a batch has written alerts. A stop leaves what
+    was not stored or matched in its state for the next run."""
+    pages: asyncio.Queue[PageResult | None] = asyncio.Queue()
+    ready = [article.id for article in monitor.store.articles_in_state(MATCH, source_names)]
+    crawl = asyncio.create_task(fetch_texts(monitor, source_names, report, pages.put_nowait))
+    crawl.add_done_callback(lambda _: pages.put_nowait(None))  # the end, however it ended
+    try:
+        for start in range(0, len(ready), BATCH_PAGES):
+            await ingest(monitor, [], ready[start:start + BATCH_PAGES], report, alerted)
+        while batch := await next_batch(pages):
+            await ingest(monitor, batch, [page.article_id for page in batch], report, alerted)
+        await crawl
+    finally:
+        crawl.cancel()
+
+
+async def next_batch(pages: asyncio.Queue[PageResult | None], size: int = BATCH_PAGES,
+                     window: float = BATCH_WINDOW) -> list[PageResult]:
+    """The next page to come and those that follow it within `window` seconds, at most `size`;
+    empty at the end of the crawl (None in the queue, left there for the next call)."""
+    loop = asyncio.get_running_loop()
+    first = await pages.get()
+    if first is None:
+        pages.put_nowait(None)
+        return []
+    batch, deadline = [first], loop.time() + window
+    while len(batch) < size:
+        try:
+            page = pages.get_nowait()
+        except asyncio.QueueEmpty:
+            try:
+                page = await asyncio.wait_for(pages.get(), max(deadline - loop.time(), 0))
+            except TimeoutError:
+                break
+        if page is None:
+            pages.put_nowait(None)
+            break
+        batch.append(page)
+    return batch
+
+
+async def ingest(monitor: Monitor, pages: list[PageResult], article_ids: list[int],
+                 report: CycleReport, alerted: Callable[[], None]) -> None:
+    """Store these pages, put their articles (and those of `article_ids` waiting for matching)
+    in stories, in one transaction; then match them and write their alerts."""
+    store = monitor.store
+    with store.transaction():
+        store.save_pages(pages)
+        articles = store.articles_with_ids(article_ids, MATCH)
+        assign_stories(monitor, articles)
+        waiting = wanted_articles(monitor, articles)
+    if await match_waiting(monitor, waiting, report):
+        alerted()
+
+
+async def fetch_texts(monitor: Monitor, source_names: list[str], report: CycleReport,
+                      arrived: Callable[[PageResult], None]) -> None:
+    """Fetch the pages of these sources' articles waiting for their text; each result is handed
+    to `arrived` as soon as it is in."""
     waiting = monitor.store.articles_in_state(FETCH, source_names)
     sources = {s.name: s for s in monitor.config.sources}
-    pages = await monitor.crawler.fetch_pages([page_target(a, sources.get(a.source)) for a in waiting])
-    answered = {page.article_id for page in pages}
+    article_source = {a.id: a.source for a in waiting}
+    blocked: Counter[str] = Counter()
+
+    def take(page: PageResult) -> None:
+        note_page(page, article_source, blocked, report)
+        arrived(page)
+
+    pages = await monitor.crawler.fetch_pages(
+        [page_target(a, sources.get(a.source)) for a in waiting], on_result=take)
     # A crawl stopped early (shutdown) leaves the rest waiting for the next cycle; a page that
     # produced nothing at all (a spider fault) must still not hold its article back forever.
     if not monitor.crawler.stopped:
-        pages += [PageResult(a.id, a.url, error="no response") for a in waiting if a.id not in answered]
-    article_source = {a.id: a.source for a in waiting}
-    blocked: dict[str, int] = {}
-    for page in pages:
-        if blocked_by_robots(page.error):
-            name = article_source.get(page.article_id, "")
-            blocked[name] = blocked.get(name, 0) + 1
-        if page.error:
-            report.pages_failed += 1
-            logger.warning("article %s: no text (%s); matching on the feed's title and summary",
-                           one_line(page.url, LOGGED_URL_MAX), one_line(page.error, LOGGED_ERROR_MAX))
-        monitor.store.save_page(page)
-    report.sources = [replace(s, pages_blocked=blocked.get(s.name, 0)) for s in report.sources]
+        answered = {page.article_id for page in pages}
+        for article in waiting:
+            if article.id not in answered:
+                take(PageResult(article.id, article.url, error="no response"))
+    report.sources = [replace(s, pages_blocked=blocked[s.name]) for s in report.sources]
+
+
+def note_page(page: PageResult, article_source: dict[int, str], blocked: Counter[str],
+              report: CycleReport) -> None:
+    """A failed page is counted and logged (the article is matched on its feed text)."""
+    if not page.error:
+        return
+    if blocked_by_robots(page.error):
+        blocked[article_source.get(page.article_id, "")] += 1
+    report.pages_failed += 1
+    logger.warning("article %s: no text (%s); matching on the feed's title and summary",
+                   one_line(page.url, LOGGED_URL_MAX), one_line(page.error, LOGGED_ERROR_MAX))
 
 
 def page_target(article: StoredArticle, source: Source | None) -> PageTarget:
@@ -290,12 +423,13 @@ class RecentStories:
             self.index.remove(self.added.popleft()[1])
 
 
-def assign_stories(monitor: Monitor, source_names: list[str]) -> None:
-    """Every article ready for matching joins a story: the story of a recent near-duplicate
-    (a syndicated copy), else a new one. Done for all of a cycle's articles before matching,
-    so an alert written in this cycle already names the copies that came with it."""
+def assign_stories(monitor: Monitor, articles: Sequence[StoredArticle]) -> None:
+    """Each of these articles (ready for matching) joins a story: the story of a recent
+    near-duplicate (a syndicated copy), else a new one. Done for a whole batch before it is
+    matched, so an alert names the copies that came with it; a copy that comes in a later
+    batch joins the story, which does not alert again."""
     store = monitor.store
-    for article in store.articles_in_state(MATCH, source_names):
+    for article in articles:
         if article.story_id is not None:
             continue  # a revision keeps its story
         body = article.text or article.summary
@@ -345,23 +479,38 @@ class _Matched:
 
 
 async def match_articles(monitor: Monitor, source_names: list[str], report: CycleReport) -> None:
-    """Matches the waiting articles in a worker thread, so that a slow query never stalls the
-    loop (polling, delivery, signals); what the store needs is done here, on the loop."""
-    watchlists = {w.name: w for w in monitor.config.watchlists}
+    """Match every article of these sources that waits for it (stories assigned or not)."""
+    with monitor.store.transaction():
+        waiting = wanted_articles(monitor, monitor.store.articles_in_state(MATCH, source_names))
+    await match_waiting(monitor, waiting, report)
+
+
+def wanted_articles(monitor: Monitor, articles: Sequence[StoredArticle]) -> list[StoredArticle]:
+    """The articles in a language their source wants; the others are skipped, with the reason."""
     sources = {s.name: s for s in monitor.config.sources}
-    waiting = []
-    for article in monitor.store.articles_in_state(MATCH, source_names):
+    wanted = []
+    for article in articles:
         source = sources.get(article.source)
         if source and not wanted_language(article.lang, source.languages):
             monitor.store.skip(article.id, f"language {article.lang} not in {list(source.languages)}")
         else:
-            waiting.append(article)
-    matcher = monitor.matcher
+            wanted.append(article)
+    return wanted
+
+
+async def match_waiting(monitor: Monitor, waiting: list[StoredArticle], report: CycleReport) -> int:
+    """Matches the articles in a worker thread, so that a slow query never stalls the loop
+    (polling, delivery, signals); their matches and alerts are written here, on the loop, in
+    one transaction per slice. Returns the alerts written."""
+    watchlists = {w.name: w for w in monitor.config.watchlists}
+    created = report.alerts_created
     while waiting:
-        done = await asyncio.to_thread(_match_some, matcher, watchlists, waiting)
-        for article, matched in zip(waiting, done, strict=False):
-            _save_matched(monitor, watchlists, article, matched, report)
+        done = await asyncio.to_thread(_match_some, monitor.matcher, watchlists, waiting)
+        with monitor.store.transaction():
+            for article, matched in zip(waiting, done, strict=False):
+                _save_matched(monitor, watchlists, article, matched, report)
         waiting = waiting[len(done):]
+    return report.alerts_created - created
 
 
 def _match_some(matcher: Matcher, watchlists: dict[str, Watchlist],

@@ -11,7 +11,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -203,6 +203,10 @@ class Store:
                 # deleted pages back to the file system a little at a time.
                 db.execute("PRAGMA auto_vacuum = INCREMENTAL")
             db.enable_wal()
+            # In WAL mode a commit is then a write to the log without an fsync: it survives the
+            # process being killed, and only an OS crash or power loss may take back the last
+            # commits (never half of one). The log is synced at each checkpoint.
+            db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
             migrate(db)
         except sqlite3.Error as exc:
@@ -225,6 +229,20 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One transaction around several of the methods below (theirs become savepoints in
+        it): a batch of articles is written with one commit, all of it or none. Never await
+        inside it: another task's write (a sent mark) would join this transaction."""
+        return self._transaction()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        try:
+            with self.db.atomic():
+                yield
+        except sqlite3.Error as exc:  # the commit itself, or a statement run outside a method
+            raise store_error(self.path, exc) from exc
 
     # --- sources -----------------------------------------------------------------------
 
@@ -337,6 +355,15 @@ class Store:
         names = None if sources is None else list(sources)
         rows = self.db.query(_articles_in_state_sql(names), [state, *(names or ())])
         return [_article(row) for row in rows]
+
+    def articles_with_ids(self, article_ids: Iterable[int], state: str) -> list[StoredArticle]:
+        """Those of these articles that are in `state`, by id: primary-key lookups."""
+        ids = list(article_ids)
+        found: list[StoredArticle] = []
+        for chunk in _chunks(ids, 500):
+            found += [_article(row) for row in self.db.query(_articles_with_ids_sql(len(chunk)),
+                                                             [state, *chunk])]
+        return found
 
     def alerted_watchlists(self, story_id: int) -> set[str]:
         rows = self.db.execute(ALERTED_WATCHLISTS, [story_id])
@@ -553,30 +580,39 @@ class Store:
         return list(reversed(stories.values()))
 
     def save_page(self, page: PageResult) -> None:
-        """The page's main text (or why there is none); the article moves on to matching either
-        way, so a page that cannot be read never holds back an alert on its headline.
+        """One page: see save_pages."""
+        self.save_pages([page])
 
-        When the page names a canonical URL that another stored article already has, this one is
-        a copy under another URL: it is recorded as such and not matched."""
+    def save_pages(self, pages: Iterable[PageResult]) -> None:
+        """The pages' main text (or why there is none), in one transaction; each article moves
+        on to matching either way, so a page that cannot be read never holds back an alert on
+        its headline.
+
+        When a page names a canonical URL that another stored article already has, its article
+        is a copy under another URL: it is recorded as such and not matched."""
         with self.db.atomic():
-            row = self.db.execute(
-                "SELECT title, summary, url FROM articles WHERE id = ?", [page.article_id]
-            ).fetchone()
-            if row is None:
-                return
-            if page.canonical_url and not page.error and self._join_canonical(
-                page.article_id, row[2], page.canonical_url
-            ):
-                return
-            title = row[0] or page.title or ""
-            text = page.text or ""
-            self.db.execute(
-                "UPDATE articles SET title = ?, text = ?, author = COALESCE(?, author),"
-                " lang = COALESCE(?, lang), published = COALESCE(published, ?),"
-                " content_hash = ?, fetch_error = ?, state = ? WHERE id = ?",
-                [title, text, page.author, page.lang, page.published,
-                 content_hash(title, text or row[1]), page.error, MATCH, page.article_id],
-            )
+            for page in pages:
+                self._save_page(page)
+
+    def _save_page(self, page: PageResult) -> None:
+        row = self.db.execute(
+            "SELECT title, summary, url FROM articles WHERE id = ?", [page.article_id]
+        ).fetchone()
+        if row is None:
+            return
+        if page.canonical_url and not page.error and self._join_canonical(
+            page.article_id, row[2], page.canonical_url
+        ):
+            return
+        title = row[0] or page.title or ""
+        text = page.text or ""
+        self.db.execute(
+            "UPDATE articles SET title = ?, text = ?, author = COALESCE(?, author),"
+            " lang = COALESCE(?, lang), published = COALESCE(published, ?),"
+            " content_hash = ?, fetch_error = ?, state = ? WHERE id = ?",
+            [title, text, page.author, page.lang, page.published,
+             content_hash(title, text or row[1]), page.error, MATCH, page.article_id],
+        )
 
     def _join_canonical(self, article_id: int, url: str, page_canonical: str) -> bool:
         # extract_article already refused canonical links to other sites and schemes.
@@ -636,11 +672,11 @@ class Store:
                 # already alerted is recorded above as a match, and ignored here.
                 cursor = self.db.execute(
                     "INSERT OR IGNORE INTO alerts (id, article_id, story_id, watchlist, notifier,"
-                    " body, status, created, queued, hold, release_at, thread)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " body, status, created, queued, hold, release_at, thread, retry_at)"
+                    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_NOTIFIER_HOLD})",
                     [alert.id, article_id, story_id, alert.watchlist, alert.notifier, alert.body,
                      HELD if alert.hold else PENDING, now, now, alert.hold, alert.release_at,
-                     self._thread(story_id, alert.notifier)],
+                     self._thread(story_id, alert.notifier), alert.notifier, now],
                 )
                 created += cursor.rowcount
             self.db.execute("UPDATE articles SET state = ?, skipped = COALESCE(?, skipped) WHERE id = ?",
@@ -716,11 +752,14 @@ class Store:
     def _insert_message(self, alert: PendingAlert, now: str) -> None:
         self.db.execute(
             "INSERT INTO alerts (id, kind, article_id, story_id, watchlist, notifier, body, status,"
-            " created, queued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f" created, queued, retry_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_NOTIFIER_HOLD})",
             [alert.id, alert.kind, alert.article_id, alert.story_id, alert.watchlist,
-             alert.notifier, alert.body, PENDING, alert.created or now, now])
+             alert.notifier, alert.body, PENDING, alert.created or now, now, alert.notifier, now])
 
     def mark_sent(self, alert_id: str) -> None:
+        """One commit per sent alert, on purpose: a sent mark held back to share a commit with
+        the next ones would be lost with the process, and its alert sent again. In WAL with
+        synchronous=NORMAL the commit costs no fsync."""
         with self.db.atomic():
             self.db.execute(
                 "UPDATE alerts SET status = ?, sent_at = ?, attempts = attempts + 1,"
@@ -750,8 +789,12 @@ class Store:
         return row[0] if row else 0
 
     def defer_notifier(self, notifier: str, retry_at: str) -> None:
-        """A notifier that is unreachable: none of its pending alerts is tried before `retry_at`."""
+        """A notifier that is unreachable: none of its pending alerts is tried before `retry_at`,
+        nor any written for it until then."""
         with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO notifier_holds (notifier, retry_at) VALUES (?, ?) ON CONFLICT(notifier)"
+                " DO UPDATE SET retry_at = max(retry_at, excluded.retry_at)", [notifier, retry_at])
             self.db.execute(
                 "UPDATE alerts SET retry_at = ? WHERE notifier = ? AND status = ?"
                 " AND (retry_at IS NULL OR retry_at < ?)", [retry_at, notifier, PENDING, retry_at])
@@ -782,6 +825,7 @@ class Store:
             sql += f" AND id IN ({', '.join('?' for _ in ids)})"
             params += ids
         with self.db.atomic():
+            self.db.execute("DELETE FROM notifier_holds")  # tried now, whoever was left alone
             return self.db.execute(sql, params).rowcount
 
     def count_pending_alerts(self) -> int:
@@ -973,6 +1017,10 @@ def _articles_in_state_sql(sources: list[str] | None) -> str:
     return sql + " ORDER BY id"
 
 
+def _articles_with_ids_sql(count: int) -> str:
+    return f"SELECT * FROM articles WHERE state = ? AND id IN ({', '.join('?' * count)}) ORDER BY id"
+
+
 def _alerted_stories_sql(watchlists: int, of_source: bool) -> str:
     sql = (f"SELECT {STORY_KEY} AS story_key, a.story_id, a.article_id, a.watchlist,"
            " min(a.created) AS first_alert FROM alerts a"
@@ -1022,6 +1070,7 @@ def hot_path_statements() -> dict[str, tuple[str, list]]:
         "insert_entry: pruned identity": (PRUNED_IDENTITY, ["https://x/a", "guid", "svt"]),
         "articles_in_state": (_articles_in_state_sql(None), [MATCH]),
         "articles_in_state of sources": (_articles_in_state_sql(["svt", "dn"]), [FETCH, "svt", "dn"]),
+        "articles_with_ids": (_articles_with_ids_sql(2), [MATCH, 1, 2]),
         "fetch_state": (FETCH_STATE, ["svt"]),
         "backoff_facts": (BACKOFF_FACTS, ["svt"]),
         "story_with_body_hash": (STORY_WITH_BODY_HASH, ["hash", now]),
@@ -1062,7 +1111,7 @@ class _AlreadyBundled(Exception):
     """Raised inside bundle_held's transaction to roll it back."""
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
@@ -1101,6 +1150,10 @@ _ARTICLES_OWED_ALERTS = ("SELECT article_id FROM alerts WHERE status IN (?, ?, ?
 _EXPORT_COLUMNS = ("a.id, a.source, a.title, a.link, a.url, a.published, a.first_seen, a.lang,"
                    " a.author, a.summary, a.text, a.story_id, s.uid AS story_uid")
 
+
+# A new outbox row's retry_at: the hold on its notifier while it is left alone (parameters: the
+# notifier, now).
+_NOTIFIER_HOLD = "(SELECT retry_at FROM notifier_holds WHERE notifier = ? AND retry_at > ?)"
 
 _PENDING_COLUMNS = ("id, notifier, watchlist, article_id, body, attempts, owed, kind, story_id,"
                     " thread, created")

@@ -75,6 +75,7 @@ def backoff_over(database: Path) -> None:
     try:
         with db:
             db.execute("UPDATE alerts SET retry_at = NULL")
+            db.execute("DELETE FROM notifier_holds")
     finally:
         db.close()
 

@@ -248,7 +248,7 @@ def test_metrics_counters_move_with_each_cycle(tmp_path: Path, site: Site, recei
     assert first["monitor_alerts_delivered_total", (("notifier", "logg"), ("outcome", "sent"))] == sent
     assert (first["monitor_cycle_duration_seconds_count", ()],
             second["monitor_cycle_duration_seconds_count", ()]) == (1, 2)
-    for stage in ("poll", "texts", "stories", "match", "deliver"):
+    for stage in ("poll", "articles", "deliver"):
         assert second["monitor_stage_duration_seconds_count", (("stage", stage),)] == 2
     assert second["monitor_outbox_alerts", (("notifier", "siem"), ("status", "pending"))] == 0
 
