@@ -28,11 +28,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-import py3langid
 from lxml.html import HtmlElement
 from trafilatura import bare_extraction
 from trafilatura.utils import load_html
 
+from monitor.language import detect_language
 from monitor.normalize import (
     TEXT_MAX,
     TITLE_MAX,
@@ -42,14 +42,6 @@ from monitor.normalize import (
     same_site,
     usable_url,
 )
-
-# Below this many characters of main text a statistical language guess is
-# unreliable (a paywalled lede, a short notice), so the page's own
-# <html lang> is trusted instead.
-MIN_CHARS_FOR_DETECTION = 200
-# The opening of an article tells its language as well as the whole does, and
-# py3langid's time grows with the text: long pages are judged on this much.
-LANGUAGE_SAMPLE_CHARS = 3000
 
 # htmldate defaults to a bare date; we want the time and offset too, because
 # a story published at 23:50 UTC is "tomorrow" in Stockholm.
@@ -441,16 +433,6 @@ def _canonical_url(tree: HtmlElement, page_url: str) -> str | None:
             url = usable_url(values[0], page_url)
             return url if url and same_site(url, page_url) else None
     return None
-
-
-def detect_language(text: str, declared: str | None = None) -> str | None:
-    """The language of a text, judged on its opening; for a short text the declared one, or
-    None when there is none (a headline alone is too short to tell Swedish from Norwegian
-    reliably)."""
-    if len(text) < MIN_CHARS_FOR_DETECTION:
-        return declared
-    detected, _score = py3langid.classify(text[:LANGUAGE_SAMPLE_CHARS])
-    return detected
 
 
 def _declared_language(tree: HtmlElement) -> str | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from monitor.errors import AlreadyRunning, StoreError
-from monitor.extract import detect_language
+from monitor.language import detect_language
 from monitor.migrations import migrate
 from monitor.models import Entry, PageResult, PendingAlert, PollResult, StoredArticle
 from monitor.normalize import canonical_url, content_hash, usable_url
@@ -277,7 +277,10 @@ class Store:
                 " first_seen, content_hash, feed_hash, state)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [source, url, entry.url, entry.guid, entry.title, entry.summary,
-                 detect_language(f"{entry.title}\n{entry.summary}"), entry.published, now,
+                 # One judgement per article: a page's text, when one will be fetched, tells
+                 # better than a headline and a summary.
+                 None if full_text else detect_language(f"{entry.title}\n{entry.summary}"),
+                 entry.published, now,
                  feed_hash, feed_hash, FETCH if full_text else MATCH],
             )
             outcome.new.append(cursor.lastrowid)
@@ -606,11 +609,13 @@ class Store:
             return
         title = row[0] or page.title or ""
         text = page.text or ""
+        # No language from the page (no text, too short, no <html lang>): the feed's words judge.
+        lang = page.lang or detect_language(f"{title}\n{row[1] or ''}")
         self.db.execute(
             "UPDATE articles SET title = ?, text = ?, author = COALESCE(?, author),"
             " lang = COALESCE(?, lang), published = COALESCE(published, ?),"
             " content_hash = ?, fetch_error = ?, state = ? WHERE id = ?",
-            [title, text, page.author, page.lang, page.published,
+            [title, text, page.author, lang, page.published,
              content_hash(title, text or row[1]), page.error, MATCH, page.article_id],
         )
 

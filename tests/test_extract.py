@@ -14,7 +14,8 @@ import py3langid
 import pytest
 from scrapy.http import HtmlResponse
 
-from monitor.extract import LANGUAGE_SAMPLE_CHARS, ExtractedArticle, detect_language, extract_article
+from monitor.extract import ExtractedArticle, detect_language, extract_article
+from monitor.language import LANGUAGE_SAMPLE_CHARS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SITE = FIXTURES / "site"
