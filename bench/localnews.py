@@ -138,6 +138,8 @@ def webhook() -> Iterator[Arrivals]:
     arrivals = Arrivals()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keeps the connection open, as real receivers do
+
         def log_message(self, *args: object) -> None:
             pass
 

@@ -144,6 +144,7 @@ class Receiver:
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     # Every post, accepted or not: (time.monotonic(), Idempotency-Key, status answered).
     attempts: list[tuple[float, str, int]] = field(default_factory=list)
+    connections: int = 0  # TCP connections the receiver accepted
 
     def bodies(self) -> list[bytes]:
         return [body for _, body in self.received]
@@ -152,10 +153,18 @@ class Receiver:
         return self.script.pop(0) if self.script else (self.answer, {})
 
 
-def _receiver_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+def _receiver_handler(receiver: Receiver, keep_alive: bool = False) -> type[BaseHTTPRequestHandler]:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        # HTTP/1.1 keeps a connection open for the next post, as real receivers do.
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+        def setup(self) -> None:
+            super().setup()
+            with lock:
+                receiver.connections += 1
+
         def log_message(self, *args: object) -> None:
             pass
 
@@ -177,9 +186,9 @@ def _receiver_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def webhook_receiver() -> Iterator[Receiver]:
+def webhook_receiver(keep_alive: bool = False) -> Iterator[Receiver]:
     receiver = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _receiver_handler(receiver))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _receiver_handler(receiver, keep_alive))
     with serve(server) as base:
         receiver.url = f"{base}/hooks/news"
         yield receiver

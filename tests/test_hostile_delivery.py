@@ -6,6 +6,7 @@ alert on their own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sqlite3
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from conftest import backoff_over, monitor_config, run_monitor, write_config
-from servers import Mailbox, Site, free_port, serve
+from servers import Mailbox, Site, free_port, serve, webhook_receiver
 
 from monitor.alerts import email, webhook
 from monitor.errors import DeliveryError
@@ -248,3 +249,20 @@ def test_a_trickling_smtp_server_is_cut_at_its_timeout() -> None:
             asyncio.run(email.send(notifier, pending_alert()))
         # smtplib's timeout is per socket read: the trickled greeting alone takes two minutes.
         assert time.monotonic() - started < 10
+
+
+def test_a_pass_reuses_its_connection_to_a_receiver_that_keeps_it_open() -> None:
+    """Inside webhook.connections() (a delivery pass wraps each notifier's queue in it) the
+    posts to one receiver share one connection; outside, each post opens its own."""
+    with webhook_receiver(keep_alive=True) as receiver:
+        notifier = WebhookNotifier(name="siem", type="webhook", url=receiver.url, timeout=TIMEOUT)
+
+        async def send_five(shared: bool) -> None:
+            async with webhook.connections() if shared else contextlib.nullcontext():
+                for number in range(5):
+                    await webhook.send(notifier, pending_alert(f"alert{number}"))
+
+        asyncio.run(send_five(shared=True))
+        assert (len(receiver.received), receiver.connections) == (5, 1)
+        asyncio.run(send_five(shared=False))
+        assert (len(receiver.received), receiver.connections) == (10, 6)

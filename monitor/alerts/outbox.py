@@ -101,6 +101,12 @@ def _give_up_expired(store: Store, notifier: Notifier, now: datetime) -> int:
 
 async def _deliver_queue(store: Store, notifier: Notifier, alerts: list[PendingAlert],
                          report: DeliveryReport, renderer: Renderer) -> None:
+    async with webhook.connections():
+        await _deliver_each(store, notifier, alerts, report, renderer)
+
+
+async def _deliver_each(store: Store, notifier: Notifier, alerts: list[PendingAlert],
+                        report: DeliveryReport, renderer: Renderer) -> None:
     for alert in alerts:
         outcome = await send_with_retries(store, notifier, alert, renderer)
         if outcome.error is None:

@@ -6,6 +6,9 @@ import asyncio
 import hashlib
 import hmac
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
@@ -23,6 +26,8 @@ SIGNATURE_HEADER = "X-Monitor-Signature"
 TRANSIENT_4XX = frozenset({408, 429})
 # What a receipt quotes of the receiver's answer.
 ANSWER_SHOWN = 300
+# The clients of the current `connections()` block, by notifier (per task: a ContextVar).
+_CLIENTS: ContextVar[dict[str, httpx.AsyncClient] | None] = ContextVar("webhook_clients", default=None)
 
 
 @cache
@@ -30,6 +35,25 @@ def tls_context() -> ssl.SSLContext:
     """The certificate store, loaded once per process: loading it for every client cost about
     0.1 s per alert, more than all the rest of sending one."""
     return httpx.create_ssl_context()
+
+
+@asynccontextmanager
+async def connections() -> AsyncIterator[None]:
+    """Within this block, this task's sends reuse one client per notifier, and with it the
+    open connection to its receiver: a pass of thousands of alerts to one receiver would
+    otherwise open as many connections."""
+    clients: dict[str, httpx.AsyncClient] = {}
+    token = _CLIENTS.set(clients)
+    try:
+        yield
+    finally:
+        _CLIENTS.reset(token)
+        for client in clients.values():
+            await client.aclose()
+
+
+def _client(notifier: WebhookNotifier) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=notifier.timeout, follow_redirects=False, verify=tls_context())
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -81,15 +105,18 @@ async def send(notifier: WebhookNotifier, alert: PendingAlert, renderer: Rendere
     """POST the stored document as is (a receiver reads JSON, not our templates, so `renderer`
     is unused); returns the receiver's answer, raises DeliveryError unless it was 2xx."""
     body = alert.body.encode("utf-8")
+    headers = request_headers(notifier, alert, body)
+    clients = _CLIENTS.get()
     try:
         # `timeout` bounds the whole send (connect, request, answer): httpx's own timeouts are
         # per read, so a receiver trickling its answer would otherwise hold delivery for ever.
-        async with asyncio.timeout(notifier.timeout), httpx.AsyncClient(
-            timeout=notifier.timeout, follow_redirects=False, verify=tls_context()
-        ) as client:
-            response = await client.post(
-                notifier.url, content=body, headers=request_headers(notifier, alert, body)
-            )
+        async with asyncio.timeout(notifier.timeout):
+            if clients is None:
+                async with _client(notifier) as client:
+                    response = await client.post(notifier.url, content=body, headers=headers)
+            else:
+                client = clients.get(notifier.name) or clients.setdefault(notifier.name, _client(notifier))
+                response = await client.post(notifier.url, content=body, headers=headers)
     except TimeoutError:
         # The receiver may have the alert: it stays pending and goes again with the same
         # Idempotency-Key and body.
