@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Collection
-from itertools import product
+from collections.abc import Callable, Collection, Iterator
+from itertools import chain, product
 from math import prod
 from typing import Protocol
 
@@ -63,6 +63,7 @@ class Atoms:
 
     def __init__(self) -> None:
         self._ids: dict[tuple[str, ...], int] = {}
+        self._by_node: dict[Term | Meta, int] = {}  # the nodes met, a shortcut to their keys
         self.by_stem: dict[str, list[int]] = {}
         self.by_folded: dict[str, list[int]] = {}
         self.by_written: dict[str, list[int]] = {}
@@ -78,11 +79,16 @@ class Atoms:
     def add(self, node: Term | Meta) -> int:
         """The atom of a term or metadata test, registered if new, counted as used by the
         current watchlist."""
-        key = _key(node)
-        atom = self._ids.get(key)
+        atom = self._by_node.get(node)
         if atom is None:
-            atom = self._new(key, node)
-        self.count_uses((atom,))
+            key = _key(node)
+            atom = self._ids.get(key)
+            if atom is None:
+                atom = self._new(key, node)
+            self._by_node[node] = atom
+        if atom not in self._in_watchlist:
+            self._in_watchlist.add(atom)
+            self.uses[atom] += 1
         return atom
 
     def count_uses(self, atoms: Collection[int]) -> None:
@@ -106,7 +112,8 @@ class Atoms:
 
     def find(self, node: Term | Meta) -> int:
         """The atom of a term or metadata test already added."""
-        return self._ids[_key(node)]
+        atom = self._by_node.get(node)
+        return self._ids[_key(node)] if atom is None else atom
 
 
 def _key(node: Term | Meta) -> tuple[str, ...]:
@@ -278,20 +285,25 @@ class NearForm(Form):
         self.left, self.right, self.distance = left, right, distance
 
     def find(self, facts: Facts) -> Found:
-        # A side with nothing to be near (a true NOT or metadata test has no place) makes
-        # the NEAR false.
+        sides = self._sides(facts)
+        if sides is None:
+            return None
+        found: list[Item] = sorted(set(_close(facts, *sides, self.distance)))
+        return found or None
+
+    def holds(self, facts: Facts) -> bool:
+        # find's answer, stopping at the first close place
+        sides = self._sides(facts)
+        return sides is not None and next(_close(facts, *sides, self.distance), None) is not None
+
+    def _sides(self, facts: Facts) -> tuple[list[Item], list[Item]] | None:
+        """What both sides found, or None when one found nothing to be near: a side that is
+        a true NOT or metadata test has no place, and makes the NEAR false."""
         ones = self.left.find(facts)
         if not ones:
             return None
         others = self.right.find(facts)
-        if not others:
-            return None
-        if _all_atoms(ones) and _all_atoms(others):
-            # Words on both sides (the usual case): compare places, not spans.
-            places = close_places(_places(facts, ones), _places(facts, others), self.distance)
-            return [(place, place) for place in places] or None
-        pairs: list[Item] = list(close_pairs(_spans(facts, ones), _spans(facts, others), self.distance))
-        return pairs or None
+        return (ones, others) if others else None
 
     def clauses(self, cost: Cost) -> list[Clause]:
         return self.left.clauses(cost) + self.right.clauses(cost)
@@ -439,24 +451,32 @@ def _places(facts: Facts, atoms: list[Item]) -> list[int]:
     return sorted([place for atom in atoms for place in facts.places(atom)])  # type: ignore[arg-type]
 
 
-def close_places(ones: list[int], others: list[int], distance: int) -> list[int]:
-    """The places of either sorted list within `distance` words of a place of the other."""
-    return sorted({*_near_places(ones, others, distance), *_near_places(others, ones, distance)})
+def _close(facts: Facts, ones: list[Item], others: list[Item], distance: int) -> Iterator[Item]:
+    """What NEAR finds: the items of either side within `distance` words of an item of the
+    other (the same item may come twice)."""
+    if _all_atoms(ones) and _all_atoms(others):
+        # Words on both sides (the usual case): compare places, not spans.
+        one_places, other_places = _places(facts, ones), _places(facts, others)
+        for place in chain(_near_places(one_places, other_places, distance),
+                           _near_places(other_places, one_places, distance)):
+            yield (place, place)
+        return
+    one_spans, other_spans = sorted(set(_spans(facts, ones))), sorted(set(_spans(facts, others)))
+    yield from _near_to(one_spans, other_spans, distance)
+    yield from _near_to(other_spans, one_spans, distance)
 
 
-def _near_places(places: list[int], others: list[int], distance: int) -> list[int]:
+def _near_places(places: list[int], others: list[int], distance: int) -> Iterator[int]:
     """The places within `distance` words of some place of `others`; both sorted."""
-    near = []
     count, at = len(others), 0
     for place in places:
         # `at` walks `others` once: the first other not too far behind this place.
         while at < count and others[at] < place - distance:
             at += 1
         if at == count:
-            break
+            return
         if others[at] <= place + distance:
-            near.append(place)
-    return near
+            yield place
 
 
 def _spans(facts: Facts, items: list[Item]) -> Spans:
@@ -469,22 +489,12 @@ def _spans(facts: Facts, items: list[Item]) -> Spans:
     return spans
 
 
-def close_pairs(ones: Spans, others: Spans, distance: int) -> Spans:
-    """The spans of either list that lie within `distance` words of a span of the other."""
-    ones, others = sorted(set(ones)), sorted(set(others))
-    return _near_to(ones, others, distance) + _near_to(others, ones, distance)
-
-
-def _near_to(spans: Spans, others: Spans, distance: int) -> Spans:
+def _near_to(spans: Spans, others: Spans, distance: int) -> Iterator[Span]:
     """The spans within `distance` words of some span of `others` (sorted)."""
     starts = [start for start, _ in others]
     longest = max([end - start for start, end in others])
-    near = []
     for start, end in spans:
         low = bisect_left(starts, start - distance - longest)
         high = bisect_right(starts, end + distance)
         if any(other_end >= start - distance for _, other_end in others[low:high]):
-            near.append((start, end))
-    return near
-
-
+            yield (start, end)

@@ -26,7 +26,8 @@ from monitor.rules.nodes import (
 from monitor.rules.text import WORD_RE, fold, fold_text, nfc, words
 
 # Tokens that can begin an operand, and so also imply AND when two operands meet.
-_OPERAND_STARTS = frozenset({Kind.WORD, Kind.PHRASE, Kind.CASE, Kind.SCOPE, Kind.LPAREN, Kind.NOT})
+# (A tuple: an Enum member hashes in Python, but compares by identity first.)
+_OPERAND_STARTS = (Kind.WORD, Kind.PHRASE, Kind.CASE, Kind.SCOPE, Kind.LPAREN, Kind.NOT)
 _WILDCARDS = frozenset("*?")
 
 
@@ -151,7 +152,7 @@ class _Parser:
             raise self._error(f"groups and NOTs nested more than {MAX_NESTING} deep", token)
 
     def _scope(self, token: Token, meta: str | None) -> Node:
-        if self._peek().kind not in _OPERAND_STARTS - {Kind.NOT}:
+        if self._peek().kind not in _OPERAND_STARTS[:-1]:
             raise self._error(f"{token.text}: needs a word or a (group) right after it", token)
         if token.text in META_FIELDS:
             return self._primary(token.text)

@@ -114,18 +114,20 @@ class Plan:
         """The watchlists whose clauses are all met when the atoms `present` are, in the
         order they were given."""
         held = np.fromiter(present, np.int64, len(present))
-        triggered = self.trigger_ids[_ranges(self.trigger_ptr, held)[0]]
-        woken = np.union1d(triggered, self.always)  # sorted, each once
-        if not len(woken):
+        woken = np.zeros(self.watchlists, bool)
+        woken[self.trigger_ids[_ranges(self.trigger_ptr, held)[0]]] = True
+        woken[self.always] = True
+        rows = np.flatnonzero(woken)  # in order, each once
+        if not len(rows):
             return []
         mask = np.zeros(self.atom_count, bool)
         mask[held] = True
-        clause_index, owner = _ranges(self.rest_ptr, woken)
+        clause_index, owner = _ranges(self.rest_ptr, rows)
         atom_index, clause_of_atom = _ranges(self.clause_ptr, clause_index)
         met = np.zeros(len(clause_index), bool)
         met[clause_of_atom[mask[self.clause_atoms[atom_index]]]] = True
-        unmet = np.bincount(owner[~met], minlength=len(woken))
-        return woken[unmet == 0].tolist()
+        unmet = np.bincount(owner[~met], minlength=len(rows))
+        return rows[unmet == 0].tolist()
 
 
 def _offsets(counts: np.ndarray) -> np.ndarray:
