@@ -63,7 +63,9 @@ class Atoms:
 
     def __init__(self) -> None:
         self._ids: dict[tuple[str, ...], int] = {}
-        self._by_node: dict[Term | Meta, int] = {}  # the nodes met, a shortcut to their keys
+        # The node objects met (the parser shares those of repeated words), a shortcut past
+        # their keys: by id, as a node hashes in Python; each kept, so its id stays its own.
+        self._by_node: dict[int, tuple[Term | Meta, int]] = {}
         self.by_stem: dict[str, list[int]] = {}
         self.by_folded: dict[str, list[int]] = {}
         self.by_written: dict[str, list[int]] = {}
@@ -79,13 +81,13 @@ class Atoms:
     def add(self, node: Term | Meta) -> int:
         """The atom of a term or metadata test, registered if new, counted as used by the
         current watchlist."""
-        atom = self._by_node.get(node)
+        atom = self._atom_of_node(node)
         if atom is None:
             key = _key(node)
             atom = self._ids.get(key)
             if atom is None:
                 atom = self._new(key, node)
-            self._by_node[node] = atom
+            self._by_node[id(node)] = (node, atom)
         if atom not in self._in_watchlist:
             self._in_watchlist.add(atom)
             self.uses[atom] += 1
@@ -112,8 +114,12 @@ class Atoms:
 
     def find(self, node: Term | Meta) -> int:
         """The atom of a term or metadata test already added."""
-        atom = self._by_node.get(node)
+        atom = self._atom_of_node(node)
         return self._ids[_key(node)] if atom is None else atom
+
+    def _atom_of_node(self, node: Term | Meta) -> int | None:
+        known = self._by_node.get(id(node))
+        return known[1] if known is not None and known[0] is node else None
 
 
 def _key(node: Term | Meta) -> tuple[str, ...]:

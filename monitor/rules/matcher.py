@@ -157,7 +157,7 @@ class Matcher:
         self._names = list(queries)
         self._queries = list(queries.values())
         self._atoms = Atoms()
-        cost = Costs(self._atoms, len(self._queries))
+        cost = Costs(self._atoms)
         clauses: list[list[tuple[int, ...]]] = []
         # Per watchlist, when presence alone decides it: the atoms that make it false.
         self._vetoes: list[frozenset[int] | None] = []

@@ -56,21 +56,20 @@ def _chance(key: tuple[str, ...]) -> float:
 
 
 class Costs:
-    """How costly a clause is as a trigger: how likely an article is to meet it, with words
-    many watchlists share weighed up (they are likely topical, common words). Follows the
-    atoms' use counts as watchlists are added."""
+    """How costly a clause is as a trigger: about how many watchlists it wakes per article,
+    the chance that an article holds each of its atoms times the watchlists that use it.
+    Follows the atoms' use counts as watchlists are added."""
 
-    def __init__(self, atoms: Atoms, watchlists: int) -> None:
+    def __init__(self, atoms: Atoms) -> None:
         self._atoms = atoms
-        self._share = 1.0 / max(1, watchlists)
         self._chance: list[float] = []
 
     def __call__(self, clause: Collection[int]) -> float:
         chance, keys = self._chance, self._atoms.keys
         if len(chance) < len(keys):
             chance += [_chance(key) for key in keys[len(chance) :]]
-        uses, share = self._atoms.uses, self._share
-        return sum(chance[atom] + uses[atom] * share for atom in clause)
+        uses = self._atoms.uses
+        return sum(chance[atom] * (1 + uses[atom]) for atom in clause)
 
 
 class Plan:
@@ -78,7 +77,7 @@ class Plan:
 
     def __init__(self, clauses: Sequence[Sequence[Collection[int]]], atoms: Atoms) -> None:
         """`clauses`: each watchlist's required clauses; `atoms` must hold all their atoms."""
-        cost = Costs(atoms, len(clauses))
+        cost = Costs(atoms)
         self.watchlists = len(clauses)
         self.atom_count = len(atoms.keys)
         trigger_atoms: list[int] = []
