@@ -40,7 +40,7 @@ from monitor.rules.text import WORD_RE, fold, nfc, split_words, stem
 
 TOKEN_CACHE_SIZE = 300_000
 # Compiled forms kept for deciding and for the words of hits; built again when pushed out.
-FORM_CACHE_SIZE = 20_000
+FORM_CACHE_SIZE = 100_000
 # Longer words are not tested against wildcard terms: no word of any language is this long,
 # and it bounds what one hostile word can cost.
 MAX_WILDCARD_WORD = 200
