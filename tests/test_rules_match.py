@@ -270,6 +270,24 @@ def test_candidates_are_the_watchlists_with_every_clause_met():
     assert woken == set(range(len(clauses)))
 
 
+def _plan_of(queries: list[str]) -> Plan:
+    atoms, clauses = Atoms(), []
+    for query in queries:
+        atoms.start_watchlist()
+        clauses.append(required_clauses(compile_query(parse_query(query), atoms.add), cost=len))
+    return Plan(clauses, atoms)
+
+
+def test_plan_memory_follows_the_terms_in_use_not_terms_times_watchlists():
+    # Each watchlist follows a word of its own: a table of atoms × watchlists grows with the
+    # square of their number, the postings in step with it.
+    def queries(count: int) -> list[str]:
+        return [f"ord{n} AND (Kazakstan OR CSTO) NOT ord{n}x" for n in range(count)]
+
+    small, large = _plan_of(queries(1_000)).nbytes(), _plan_of(queries(8_000)).nbytes()
+    assert large <= 8.5 * small
+
+
 def test_planner_needs_every_word_that_all_branches_of_an_or_share():
     atoms, node = Atoms(), parse_query('("Anna Berg" OR "Anna Bergs") AND (val OR "riksdagen")')
     form = compile_query(node, atoms.add)
