@@ -1,6 +1,6 @@
-"""Benchmark: the Matcher against a naive loop, at 10, 1,000 and 10,000 watchlists.
+"""Benchmark: the Matcher against a naive loop, at 10, 1,000 and 10,000 watchlists (or --watchlists).
 
-    python bench/match.py [--articles 2000] [--seed 7]
+    python bench/match.py [--articles 2000] [--seed 7] [--watchlists 1000 10000 100000]
 
 Generates Swedish-like articles (~500 words) and watchlists of realistic shape (5-30 terms,
 wildcards, phrases, NEAR, NOT, scopes) from a seeded RNG, runs both matchers in this process,
@@ -10,12 +10,22 @@ prints articles per second and checks that both found the same watchlists. Not a
 each hit's words and snippet (what the daemon stores and alerts with), which the Matcher
 does only when asked. The engine's figures are the median of three passes over all the
 articles (the first pass starts with an empty word cache; each pass is printed); the naive
-loop runs once.
+loop runs once, on a sample of the articles that shrinks as the watchlists grow (at 100,000
+a few articles only: it takes seconds per article).
+
+Two mixes of watchlists. "natural": every watchlist drawn alike, so the hits per article grow
+in step with the number of watchlists (about 2.5 per 1,000), which is unrealistic past
+10,000: a hundred thousand watchlists are mostly a long tail of subjects of their own.
+"fixed": the first 10,000 as in the natural mix, the rest each following a person of its own
+whom the articles never name, so the hits per article stay those of 10,000. Both are
+reported past 10,000 watchlists. "matcher memory" is the growth of the process's resident
+memory while the Matcher is built, and after all the passes (its cache of compiled forms).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import re
@@ -249,10 +259,21 @@ class ArticleWriter:
 # --- Watchlists --------------------------------------------------------------------------
 
 
+# Surnames of the long tail of the fixed mix: two syllables that make no name of LAST_NAMES,
+# so that no article names them.
+SYLLABLES = "Ber Lind Holm Vik Strand Gren Dal Sjö Mark Fors Ek Ås Hed Ryd Sand Tor".split()
+TAIL_NAMES = [
+    f"{head}{tail.lower()}" for head in SYLLABLES for tail in SYLLABLES
+    if head != tail and f"{head}{tail.lower()}" not in LAST_NAMES
+]  # fmt: skip
+FIXED_BASE = 10_000  # the fixed mix: watchlists past this many follow the long tail
+
+
 class WatchlistWriter:
     def __init__(self, vocab: Vocabulary, rng: random.Random) -> None:
         self.vocab = vocab
         self.rng = rng
+        self.tail = False  # whether to follow a person of the long tail
 
     def query(self) -> str:
         rng = self.rng
@@ -292,6 +313,10 @@ class WatchlistWriter:
     def _anchor_terms(self) -> list[str]:
         """Ways of writing one entity: the subject a watchlist follows."""
         rng, vocab = self.rng, self.vocab
+        if self.tail:
+            first, last = rng.choice(FIRST_NAMES), rng.choice(TAIL_NAMES)
+            variants = [f'"{first} {last}"', f'"{first} {genitive(last)}"', f"{last}*"]
+            return rng.sample(variants, rng.randint(1, 2))
         kind = rng.random()
         if kind < 0.4:
             if rng.random() < 0.1:
@@ -328,9 +353,13 @@ def _group(terms: list[str]) -> str:
     return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
 
 
-def watchlists(count: int, vocab: Vocabulary, seed: int) -> dict[str, str]:
+def watchlists(count: int, vocab: Vocabulary, seed: int, mix: str = "natural") -> dict[str, str]:
     writer = WatchlistWriter(vocab, random.Random(seed))
-    return {f"watch-{n:05d}": writer.query() for n in range(count)}
+    queries = {}
+    for n in range(count):
+        writer.tail = mix == "fixed" and n >= FIXED_BASE
+        queries[f"watch-{n:05d}"] = writer.query()
+    return queries
 
 
 # --- The naive loop: each watchlist on its own, with its own regexes ----------------------
@@ -478,7 +507,10 @@ class NaiveMatcher:
 @dataclass
 class Row:
     watchlists: int
+    mix: str
     compile_seconds: float
+    memory_built: float  # MB of resident memory the Matcher took to build
+    memory_after: float  # the same after all the passes (with its cache of compiled forms)
     engine_passes: list[float]  # articles per second in each pass, the first with a cold cache
     engine_articles: int
     shown_passes: list[float]  # the same, also working out every hit's words and snippet
@@ -509,24 +541,35 @@ def rate(run: Callable[[Document], Iterable[str]], docs: list[Document]) -> tupl
     return len(docs) / (time.perf_counter() - start), results
 
 
-def measure(queries: dict[str, str], docs: list[Document], naive_articles: int) -> Row:
+def resident_mb() -> float:
+    """The resident memory of this process, in MB (after a garbage collection)."""
+    gc.collect()
+    with open("/proc/self/status") as status:
+        kilobytes = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return kilobytes / 1024
+
+
+def measure(queries: dict[str, str], docs: list[Document], naive_articles: int, mix: str) -> Row:
+    before = resident_mb()
     started = time.perf_counter()
     matcher = Matcher(queries)
     compile_seconds = time.perf_counter() - started
+    memory_built = resident_mb() - before
     # Passes in turn, so that a slow spell of the machine falls on both.
     engine_passes, shown_passes = [], []
     for _ in range(PASSES):
         engine_rate, engine_results = rate(matcher.match, docs)
         engine_passes.append(engine_rate)
         shown_passes.append(rate(lambda doc: shown(matcher.match(doc)), docs)[0])
+    memory_after = resident_mb() - before
     naive_rate, naive_results = rate(NaiveMatcher(queries).match, docs[:naive_articles])
     same = all(
         found == expected for found, expected in zip(engine_results, naive_results, strict=False)
     )
     hits = sum(len(found) for found in engine_results) / len(docs)
     return Row(
-        len(queries), compile_seconds, engine_passes, len(docs), shown_passes,
-        naive_rate, naive_articles, hits, same,
+        len(queries), mix, compile_seconds, memory_built, memory_after, engine_passes, len(docs),
+        shown_passes, naive_rate, naive_articles, hits, same,
     )
 
 
@@ -539,28 +582,32 @@ def shown(hits: dict[str, Hit]) -> dict[str, Hit]:
 
 def print_table(rows: list[Row]) -> None:
     print(
-        f"{'watchlists':>10} {'compile s':>9} {'engine art/s':>12} {'(articles)':>10} {'+ snippets':>10} "
+        f"{'watchlists':>10} {'mix':>7} {'compile s':>9} {'memory MB':>9} {'engine art/s':>12} "
+        f"{'(articles)':>10} {'+ snippets':>10} "
         f"{'naive art/s':>11} {'(articles)':>10} {'ratio':>7} {'hits/art':>8}  same matches"
     )
     for row in rows:
         print(
-            f"{row.watchlists:>10,} {row.compile_seconds:>9.2f} {row.engine_rate:>12,.0f} "
+            f"{row.watchlists:>10,} {row.mix:>7} {row.compile_seconds:>9.2f} "
+            f"{row.memory_built:>4.0f}/{row.memory_after:<4.0f} {row.engine_rate:>12,.0f} "
             f"{row.engine_articles:>10,} {row.shown_rate:>10,.0f} "
             f"{row.naive_rate:>11,.1f} {row.naive_articles:>10,} "
             f"{row.engine_rate / row.naive_rate:>6,.0f}x {row.hits_per_article:>8.1f}  "
             f"{'yes' if row.same else 'NO'} (on the {row.naive_articles:,} articles the naive loop ran)"
         )
+    print("memory MB: resident memory taken by building the Matcher / after all the passes")
     print(f"\nengine art/s and + snippets: median of {PASSES} passes over all the articles; each pass:")
     for row in rows:
         engine = " / ".join(f"{value:,.0f}" for value in row.engine_passes)
         snippets = " / ".join(f"{value:,.0f}" for value in row.shown_passes)
-        print(f"{row.watchlists:>10,}  engine {engine}   + snippets {snippets}")
+        print(f"{row.watchlists:>10,} {row.mix:>7}  engine {engine}   + snippets {snippets}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--watchlists", type=int, nargs="+", default=[10, 1_000, 10_000])
     args = parser.parse_args()
 
     vocab = Vocabulary.build(random.Random(args.seed))
@@ -570,22 +617,28 @@ def main() -> None:
     print(f"{len(docs):,} articles of {words / len(docs):.0f} words on average; one process, one core")
     print("the naive loop runs once, on the first N articles only, to keep the run to a few minutes")
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores\n")
-    # The naive loop's cost grows with the watchlists: fewer articles for the larger runs.
-    naive_articles = {10: len(docs), 1_000: min(200, len(docs)), 10_000: min(30, len(docs))}
     rows = []
-    for count in (10, 1_000, 10_000):
-        queries = watchlists(count, vocab, args.seed + count)
-        rows.append(measure(queries, docs, naive_articles[count]))
+    for count in args.watchlists:
+        # The naive loop's cost grows with the watchlists: fewer articles for the larger runs.
+        naive_articles = min(len(docs), 200 if count == 1_000 else max(3, 300_000 // count))
+        for mix in ("natural", "fixed") if count > FIXED_BASE else ("natural",):
+            queries = watchlists(count, vocab, args.seed + count, mix)
+            rows.append(measure(queries, docs, naive_articles, mix))
     print_table(rows)
 
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
+    largest = max(args.watchlists)
+    queries = watchlists(largest, vocab, args.seed + largest)
     cold_rate, _ = rate(Matcher(queries, token_cache_size=0).match, docs[:500])
-    print(f"\nengine without its cache of words seen before, 10,000 watchlists: {cold_rate:,.0f} art/s")
-    last = rows[-1]
-    print(
-        f"match: N watchlists={last.watchlists} engine={last.engine_rate:.0f} art/s "
-        f"naive={last.naive_rate:.1f} art/s ratio={last.engine_rate / last.naive_rate:.0f}x"
-    )
+    print(f"\nengine without its cache of words seen before, {largest:,} watchlists: {cold_rate:,.0f} art/s")
+    for row in sorted(rows, key=lambda row: (row.watchlists, row.mix == "natural")):
+        label = "match:" if row.mix == "natural" else "match (fixed hit rate):"
+        print(
+            f"{label} N watchlists={row.watchlists} engine={row.engine_rate:.0f} art/s "
+            f"naive={row.naive_rate:.1f} art/s ratio={row.engine_rate / row.naive_rate:.0f}x "
+            f"compile_s={row.compile_seconds:.1f} memory_mb={row.memory_built:.0f}/{row.memory_after:.0f} "
+            f"hits_per_article={row.hits_per_article:.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ import pytest
 from rules_reference import reference_match
 
 from monitor.rules import Document, Hit, Matcher, QueryError, highlight, parse_query
-from monitor.rules.compiler import Atoms, compile_node
-from monitor.rules.planner import Triggers, required_clauses
+from monitor.rules.compiler import Atoms, compile_query, required_clauses
+from monitor.rules.planner import Plan
 
 
 def matches(query: str, **fields: str) -> bool:
@@ -242,36 +242,57 @@ def test_many_watchlists_only_matching_ones_are_returned():
     assert m.match(Document(text="inget här")) == {}
 
 
-def test_candidates_do_not_depend_on_the_room_for_word_groups():
-    # The planner keeps the ORed masks of the atom groups (one per word) it has met; when its
-    # room runs out it starts over, and an article with more groups than room goes atom by atom.
+def test_candidates_are_the_watchlists_with_every_clause_met():
+    # The planner's postings (a trigger clause per watchlist, the other clauses beside it)
+    # give exactly the watchlists whose required clauses all hold, for any atoms present.
     queries = [
         "Kazakstan AND CSTO", "Ryssland OR (Nato NOT Sverige)", '"kollektiv säkerhet" NEAR/3 CSTO',
         "title:Almaty", "Tokajev* AND (protest OR demonstration)", "Kirgizistan CSTO Ryssland",
+        "NOT fotboll", "lang:sv AND (Almaty OR Astana)",
     ]  # fmt: skip
-    atoms, nodes = Atoms(), [parse_query(query) for query in queries]
-    for node in nodes:
+    atoms = Atoms()
+    clauses = []
+    for query in queries * 20:  # across many watchlists, in any order of their clauses
         atoms.start_watchlist()
-        compile_node(node, atoms)
-    roomy, tight = Triggers.plan(nodes, atoms), Triggers.plan(nodes, atoms, group_rows=4)
+        form = compile_query(parse_query(query), atoms.add)
+        clauses.append(required_clauses(form, cost=len))
+    plan = Plan(clauses, atoms)
     rng = random.Random(5)
-    # Few groups, so that most are met again, some after the room ran out.
     count = len(atoms.keys)
-    pool = [(atom,) for atom in range(count)] + [tuple(sorted(rng.sample(range(count), 2))) for _ in range(6)]
     woken = set()
     for _ in range(500):
-        groups = set(rng.sample(pool, rng.randint(0, 6)))
-        found = tight.candidates(groups)
-        assert found == roomy.candidates(groups)
+        present = set(rng.sample(range(count), rng.randint(0, count)))
+        expected = [index for index, required in enumerate(clauses)
+                    if all(not present.isdisjoint(clause) for clause in required)]
+        found = plan.candidates(present)
+        assert found == expected
         woken.update(found)
-    assert woken == set(range(len(queries)))
+    assert woken == set(range(len(clauses)))
+
+
+def _plan_of(queries: list[str]) -> Plan:
+    atoms, clauses = Atoms(), []
+    for query in queries:
+        atoms.start_watchlist()
+        clauses.append(required_clauses(compile_query(parse_query(query), atoms.add), cost=len))
+    return Plan(clauses, atoms)
+
+
+def test_plan_memory_follows_the_terms_in_use_not_terms_times_watchlists():
+    # Each watchlist follows a word of its own: a table of atoms × watchlists grows with the
+    # square of their number, the postings in step with it.
+    def queries(count: int) -> list[str]:
+        return [f"ord{n} AND (Kazakstan OR CSTO) NOT ord{n}x" for n in range(count)]
+
+    small, large = _plan_of(queries(1_000)).nbytes(), _plan_of(queries(8_000)).nbytes()
+    assert large <= 8.5 * small
 
 
 def test_planner_needs_every_word_that_all_branches_of_an_or_share():
     atoms, node = Atoms(), parse_query('("Anna Berg" OR "Anna Bergs") AND (val OR "riksdagen")')
-    compile_node(node, atoms)
+    form = compile_query(node, atoms.add)
     words = {atom: key[1] for atom, key in enumerate(atoms.keys)}
-    clauses = required_clauses(node, atoms, cost=len)
+    clauses = required_clauses(form, cost=len)
     assert sorted(sorted(words[atom] for atom in clause) for clause in clauses) == [
         ["anna"], ["berg", "bergs"], ["riksdagen", "val"],
     ]  # fmt: skip

@@ -1,15 +1,28 @@
-"""Turns syntax trees into evaluators and gathers their terms ("atoms") into shared indexes.
+"""The compiled form of a query: the one definition of what a query means.
 
-Every distinct term of every watchlist becomes one atom. The matcher finds the atoms present
-in an article in one pass; an evaluator then only looks its atoms up. Which evaluators run
-at all is up to the planner (planner.py).
+A syntax tree (nodes.py) is compiled once into a small tree of forms, with its terms turned
+into atoms (ids shared by every watchlist, see Atoms) and its scopes pushed down into the
+field bits of the words and phrases under them; ORs of words become one word group. Each
+kind of form defines, in one class:
+
+- `find(facts)`: what makes it true in an article (the evidence: hit words and spans), or
+  None when it is false. This is its meaning.
+- `holds(facts)`: whether it is true. Connectives stop at the first proof; every other form
+  is true exactly when `find` finds something.
+- `clauses(cost)`: the atom sets one atom each of which must be present for it to be true,
+  from which the planner (planner.py) picks the watchlists worth evaluating.
+
+So the meaning of NEAR is `Near.find`, of a phrase `Phrase.find`, of a scope the `fields`
+of the words and phrases under it; nothing else restates them.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from itertools import chain, product
+from math import prod
 from typing import Protocol
 
 from monitor.rules.nodes import And, Meta, Mode, Near, Node, Not, Or, Phrase, Scope, Term
@@ -23,14 +36,18 @@ FIELD_BITS = {"title": 0b001, "summary": 0b010, "text": 0b100}
 
 Span = tuple[int, int]  # first and last word position, inclusive
 Spans = list[Span]
-# What made a node true: an atom id stands for every occurrence of the atom; a Span for one
+# What made a form true: an atom id stands for every occurrence of the atom; a Span for one
 # place. Atoms keep the common case (a plain word, anywhere) free of per-occurrence work.
 Item = int | Span
 Found = list[Item] | None  # None: false; a list (maybe empty): true
+Clause = frozenset[int]
+Cost = Callable[[Clause], float]
+# At most this many clauses are drawn from one OR (the product of its children's counts).
+OR_UNIONS = 16
 
 
 class Facts(Protocol):
-    """What an evaluator may ask about one article."""
+    """What a form may ask about one article."""
 
     present: set[int]  # atoms (words and metadata tests) the article holds
 
@@ -40,23 +57,15 @@ class Facts(Protocol):
 
     def positions(self, atom: int) -> set[int]: ...
 
-    # Whether the words after `place` stand for `atoms`, in order.
-    def followed_by(self, place: int, atoms: tuple[int, ...]) -> bool: ...
-
-    # Whether a word of one of `atoms` (all present) is within `distance` words of one of
-    # `places`.
-    def any_within(self, places: list[int], atoms: Collection[int], distance: int) -> bool: ...
-
-
-Evaluator = Callable[[Facts, int], Found]
-Decider = Callable[[Facts, set[int]], bool]  # (facts, present atoms)
-
 
 class Atoms:
     """The registry of all distinct terms, with the lookup tables the matcher searches."""
 
     def __init__(self) -> None:
         self._ids: dict[tuple[str, ...], int] = {}
+        # The node objects met (the parser shares those of repeated words), a shortcut past
+        # their keys: by id, as a node hashes in Python; each kept, so its id stays its own.
+        self._by_node: dict[int, tuple[Term | Meta, int]] = {}
         self.by_stem: dict[str, list[int]] = {}
         self.by_folded: dict[str, list[int]] = {}
         self.by_written: dict[str, list[int]] = {}
@@ -72,14 +81,24 @@ class Atoms:
     def add(self, node: Term | Meta) -> int:
         """The atom of a term or metadata test, registered if new, counted as used by the
         current watchlist."""
-        key = _key(node)
-        atom = self._ids.get(key)
+        atom = self._atom_of_node(node)
         if atom is None:
-            atom = self._new(key, node)
+            key = _key(node)
+            atom = self._ids.get(key)
+            if atom is None:
+                atom = self._new(key, node)
+            self._by_node[id(node)] = (node, atom)
         if atom not in self._in_watchlist:
             self._in_watchlist.add(atom)
             self.uses[atom] += 1
         return atom
+
+    def count_uses(self, atoms: Collection[int]) -> None:
+        """Counts the atoms as used by the current watchlist (once each)."""
+        for atom in atoms:
+            if atom not in self._in_watchlist:
+                self._in_watchlist.add(atom)
+                self.uses[atom] += 1
 
     def _new(self, key: tuple[str, ...], node: Term | Meta) -> int:
         atom = self._ids[key] = len(self.keys)
@@ -95,7 +114,12 @@ class Atoms:
 
     def find(self, node: Term | Meta) -> int:
         """The atom of a term or metadata test already added."""
-        return self._ids[_key(node)]
+        atom = self._atom_of_node(node)
+        return self._ids[_key(node)] if atom is None else atom
+
+    def _atom_of_node(self, node: Term | Meta) -> int | None:
+        known = self._by_node.get(id(node))
+        return known[1] if known is not None and known[0] is node else None
 
 
 def _key(node: Term | Meta) -> tuple[str, ...]:
@@ -104,265 +128,261 @@ def _key(node: Term | Meta) -> tuple[str, ...]:
     return (node.mode.value, stem(node.text) if node.mode is Mode.STEM else node.text)
 
 
-def compile_node(node: Node, atoms: Atoms) -> Evaluator:
-    """An evaluator for `node`, registering its terms in `atoms`."""
+# --- Compiling: syntax tree -> form ----------------------------------------------------
+
+
+def compile_query(node: Node, atom_of: Callable[[Term | Meta], int]) -> Form:
+    """The form of `node`. `atom_of` gives each term's atom: Atoms.add while registering a
+    new watchlist, Atoms.find when its form is built again later."""
+    return _compile(node, atom_of, ALL_FIELDS)
+
+
+def _compile(node: Node, atom_of: Callable[[Term | Meta], int], fields: int) -> Form:
     if isinstance(node, Term):
-        return _any_term((atoms.add(node),))
+        return Words((atom_of(node),), fields)
     if isinstance(node, Phrase):
-        return _phrase([atoms.add(part) for part in node.parts])
+        return PhraseForm(tuple(atom_of(part) for part in node.parts), fields)
     if isinstance(node, Meta):
-        return _meta(atoms.add(node))
+        return Test(atom_of(node))
     if isinstance(node, Scope):
-        return _scope(FIELD_BITS[node.field], compile_node(node.child, atoms))
+        # A scope is the field bits of the words and phrases under it, nothing more.
+        return _compile(node.child, atom_of, fields & FIELD_BITS[node.field])
     if isinstance(node, Not):
-        return _not(compile_node(node.child, atoms))
+        return NotForm(_compile(node.child, atom_of, fields))
     if isinstance(node, Near):
-        left, right = compile_node(node.left, atoms), compile_node(node.right, atoms)
-        return _near(left, right, node.distance)
+        left, right = _compile(node.left, atom_of, fields), _compile(node.right, atom_of, fields)
+        return NearForm(left, right, node.distance)
     if isinstance(node, And):
-        return _and([compile_node(child, atoms) for child in node.children])
-    # The usual OR is a list of words: test them all in one evaluator.
-    words = tuple(atoms.add(child) for child in node.children if isinstance(child, Term))
-    others = [compile_node(child, atoms) for child in node.children if not isinstance(child, Term)]
-    return _or(([_any_term(words)] if words else []) + others)
+        return AllOf(_flatten(node, And, atom_of, fields))
+    assert isinstance(node, Or)
+    children = _flatten(node, Or, atom_of, fields)
+    # The usual OR is a list of words: one word group, tested in one step.
+    words = [child for child in children if isinstance(child, Words) and child.fields == fields]
+    others = [child for child in children if not (isinstance(child, Words) and child.fields == fields)]
+    if len(words) > 1:
+        merged = tuple(dict.fromkeys(atom for group in words for atom in group.atoms))
+        others.insert(0, Words(merged, fields))
+    else:
+        others = words + others
+    return others[0] if len(others) == 1 else AnyOf(others)
 
 
-def compile_decider(node: Node, atoms: Atoms) -> Decider:
-    """`decide(facts, present)`: whether `node` holds, the same answer as its evaluator
-    (`compile_node`) gives, found by stopping at the first proof and collecting no hit words.
-    Compiled to one Python expression (of atom ids, operators and calls of this module's
-    helpers, never text from a query), so a test costs no call of its own. `atoms` must
-    already hold every atom of `node` (the evaluator is compiled first)."""
-    evaluators: list[Evaluator] = []
-    source = _decide_source(node, atoms, ALL_FIELDS, evaluators)
-    # The parser's nesting limit (MAX_NESTING) keeps the expression within Python's.
-    helpers = {
-        "word_in": _word_in, "phrase": _phrase_decide, "near": _near_decide, "near_items": _near_items,
-        "e": evaluators,
-    }  # fmt: skip
-    return eval(f"lambda f, p: {source}", helpers)
-
-
-def _decide_source(node: Node, atoms: Atoms, fields: int, evaluators: list[Evaluator]) -> str:
-    """The expression for `node` in `fields`; `evaluators` gathers those it calls (e[i])."""
-    if isinstance(node, Term):
-        atom = atoms.find(node)
-        return f"{atom} in p" if fields == ALL_FIELDS else f"word_in(f, p, {atom}, {fields})"
-    if isinstance(node, Meta):
-        return f"{atoms.find(node)} in p"
-    if isinstance(node, Scope):
-        return _decide_source(node.child, atoms, fields & FIELD_BITS[node.field], evaluators)
-    if isinstance(node, Not):
-        return f"not ({_decide_source(node.child, atoms, fields, evaluators)})"
-    if isinstance(node, And | Or):
-        # Presence first: those tests cost least and settle the most.
-        children = sorted(node.children, key=_decide_order)
-        join = " and " if isinstance(node, And) else " or "
-        return join.join(f"({_decide_source(child, atoms, fields, evaluators)})" for child in children)
-    if isinstance(node, Near) and _is_words(node.left) and _is_words(node.right):
-        left, right = _group_atoms(node.left, atoms), _group_atoms(node.right, atoms)
-        return f"near(f, p, {left}, {right}, {node.distance}, {fields})"
-    if isinstance(node, Near):
-        # Phrases or groups on a side: their evaluators find the side's items, and the first
-        # close pair settles it.
-        evaluators += [compile_node(node.left, atoms), compile_node(node.right, atoms)]
-        count = len(evaluators)
-        return f"near_items(f, e[{count - 2}], e[{count - 1}], {node.distance}, {fields})"
-    assert isinstance(node, Phrase)
-    return f"phrase(f, p, {tuple(atoms.find(part) for part in node.parts)}, {fields})"
-
-
-def _decide_order(node: Node) -> tuple[bool, bool]:
-    """Words, then other presence tests, then tests of places."""
-    return not isinstance(node, Term), _needs_places(node)
-
-
-def _needs_places(node: Node) -> bool:
-    """Whether deciding the node asks where words are, not only which are present."""
-    if isinstance(node, Phrase | Near | Scope):
-        return True
-    if isinstance(node, And | Or):
-        return any(_needs_places(child) for child in node.children)
-    if isinstance(node, Not):
-        return _needs_places(node.child)
-    return False
-
-
-def _is_words(node: Node) -> bool:
-    """A word, or an OR of words (unlike the planner's word groups, no metadata tests)."""
-    return isinstance(node, Term) or (isinstance(node, Or) and all(map(_is_words, node.children)))
-
-
-def _group_atoms(node: Node, atoms: Atoms) -> tuple[int, ...]:
-    return tuple(atoms.find(leaf) for leaf in group_leaves(node))
-
-
-def group_leaves(node: Node) -> list[Term | Meta]:
-    """The words and metadata tests of a word group: one of them, or an OR of such groups."""
-    if isinstance(node, Or):
-        return [leaf for child in node.children for leaf in group_leaves(child)]
-    assert isinstance(node, Term | Meta)
-    return [node]
-
-
-def _word_in(facts: Facts, present: set[int], atom: int, fields: int) -> bool:
-    """The word occurs in one of the fields."""
-    return atom in present and _any_in_fields(facts.places(atom), fields)
-
-
-def _phrase_decide(facts: Facts, present: set[int], parts: tuple[int, ...], fields: int) -> bool:
-    """The phrase's words follow one another somewhere in the fields."""
-    if not present.issuperset(parts):
-        return False
-    rest = parts[1:]
-    for place in facts.places(parts[0]):
-        if (fields >> (place >> FIELD_SHIFT)) & 1 and facts.followed_by(place, rest):
-            return True
-    return False
-
-
-def _near_decide(
-    facts: Facts, present: set[int], left: tuple[int, ...], right: tuple[int, ...], distance: int, fields: int
-) -> bool:
-    """A word of `left` within `distance` words of a word of `right`, in the fields."""
-    ones = [atom for atom in left if atom in present]
-    others = [atom for atom in right if atom in present]
-    if not ones or not others:
-        return False
-    if len(ones) > len(others):
-        ones, others = others, ones  # fewer words likely have fewer places to look around
-    places = [place for atom in ones for place in facts.places(atom)]
-    if fields != ALL_FIELDS:
-        # A place near another is in the same field: filtering one side is enough.
-        places = [place for place in places if (fields >> (place >> FIELD_SHIFT)) & 1]
-    return facts.any_within(places, others, distance)
-
-
-def _near_items(facts: Facts, left: Evaluator, right: Evaluator, distance: int, fields: int) -> bool:
-    """What `_near`'s evaluator decides, stopping at the first close pair."""
-    sides = _near_sides(facts, left, right, fields)
-    if sides is None:
-        return False
-    ones, others = sides
-    one_places, one_spans = _places_and_spans(facts, ones)
-    other_places, other_spans = _places_and_spans(facts, others)
-    return (
-        _any_near(one_places, other_places, distance)
-        or any(_span_near(span, other_places, distance) for span in one_spans)
-        or any(_span_near(span, one_places, distance) for span in other_spans)
-        or bool(one_spans and other_spans and _near_to(one_spans, sorted(other_spans), distance))
-    )
-
-
-def _places_and_spans(facts: Facts, items: list[Item]) -> tuple[list[int], Spans]:
-    """The places of the atoms among `items` (in reading order), and the spans."""
-    atoms = [item for item in items if isinstance(item, int)]
-    spans = [item for item in items if not isinstance(item, int)]
-    return (_places(facts, atoms) if atoms else []), spans
-
-
-def _span_near(span: Span, places: list[int], distance: int) -> bool:
-    """Whether one of the sorted `places` is within `distance` words of `span`."""
-    start, end = span
-    at = bisect_left(places, start - distance)
-    return at < len(places) and places[at] <= end + distance
-
-
-def _any_in_fields(places: list[int], fields: int) -> bool:
-    # A loop costs less than any() over a generator, and this runs for many watchlists.
-    for place in places:  # noqa: SIM110
-        if (fields >> (place >> FIELD_SHIFT)) & 1:
-            return True
-    return False
-
-
-def _any_near(places: list[int], others: list[int], distance: int) -> bool:
-    """Whether a place is within `distance` words of some place of `others`; both sorted."""
-    count, at = len(others), 0
-    for place in places:
-        while at < count and others[at] < place - distance:
-            at += 1
-        if at == count:
-            return False
-        if others[at] <= place + distance:
-            return True
-    return False
-
-
-def _in_fields(spans: Spans, fields: int) -> Spans:
-    return [span for span in spans if (fields >> (span[0] >> FIELD_SHIFT)) & 1]
-
-
-def _any_term(words: tuple[int, ...]) -> Evaluator:
-    def evaluate(facts: Facts, fields: int) -> Found:
-        if fields == ALL_FIELDS:
-            present = facts.present
-            found: list[Item] = [atom for atom in words if atom in present]
+def _flatten(node: And | Or, kind: type, atom_of: Callable[[Term | Meta], int], fields: int) -> list[Form]:
+    """The forms of the children, with children of the same connective taken in (`a AND (b
+    AND c)` is `a AND b AND c`)."""
+    forms: list[Form] = []
+    for child in node.children:
+        if isinstance(child, kind):
+            forms += _flatten(child, kind, atom_of, fields)  # type: ignore[arg-type]
         else:
-            found = [span for atom in words for span in _in_fields(facts.spans(atom), fields)]
+            forms.append(_compile(child, atom_of, fields))
+    return forms
+
+
+# --- The forms -------------------------------------------------------------------------
+
+
+class Form:
+    """A compiled query or part of one."""
+
+    __slots__ = ()
+
+    def find(self, facts: Facts) -> Found:
+        raise NotImplementedError
+
+    def holds(self, facts: Facts) -> bool:
+        return self.find(facts) is not None
+
+    def clauses(self, cost: Cost) -> list[Clause]:
+        """Atom sets of which one atom each must be present for the form to be true; empty
+        when nothing needs to be present."""
+        return []
+
+    def presence(self) -> frozenset[int] | None:
+        """For a form that is true exactly when one of some atoms is present (a word group in
+        all fields, a metadata test, an OR of those): those atoms. Else None."""
+        return None
+
+    def cheap(self) -> bool:
+        """Whether deciding it asks only which atoms are present, not where."""
+        return self.presence() is not None
+
+
+class Words(Form):
+    """Any of some words, in the given fields."""
+
+    __slots__ = ("atoms", "fields")
+
+    def __init__(self, atoms: tuple[int, ...], fields: int) -> None:
+        self.atoms, self.fields = atoms, fields
+
+    def find(self, facts: Facts) -> Found:
+        if self.fields == ALL_FIELDS:
+            present = facts.present
+            found: list[Item] = [atom for atom in self.atoms if atom in present]
+        else:
+            found = [span for atom in self.atoms if atom in facts.present
+                     for span in _in_fields(facts.spans(atom), self.fields)]
         return found or None
 
-    return evaluate
+    def holds(self, facts: Facts) -> bool:
+        # find's answer, without building its list in the common case
+        if self.fields == ALL_FIELDS:
+            return not facts.present.isdisjoint(self.atoms)
+        return self.find(facts) is not None
+
+    def clauses(self, cost: Cost) -> list[Clause]:
+        return [frozenset(self.atoms)]
+
+    def presence(self) -> frozenset[int] | None:
+        return frozenset(self.atoms) if self.fields == ALL_FIELDS else None
 
 
-def _phrase(parts: list[int]) -> Evaluator:
-    first, rest, last, needed = parts[0], tuple(enumerate(parts[1:], 1)), len(parts) - 1, frozenset(parts)
+class Test(Form):
+    """A metadata test (source:, url:, lang:): true or false, with no place in the text."""
 
-    def evaluate(facts: Facts, fields: int) -> Found:
-        if not facts.present.issuperset(needed):
+    __slots__ = ("atom",)
+
+    def __init__(self, atom: int) -> None:
+        self.atom = atom
+
+    def find(self, facts: Facts) -> Found:
+        return [] if self.atom in facts.present else None
+
+    def clauses(self, cost: Cost) -> list[Clause]:
+        return [frozenset((self.atom,))]
+
+    def presence(self) -> frozenset[int] | None:
+        return frozenset((self.atom,))
+
+
+class PhraseForm(Form):
+    """Words next to each other, in this order, in the given fields."""
+
+    __slots__ = ("fields", "parts")
+
+    def __init__(self, parts: tuple[int, ...], fields: int) -> None:
+        self.parts, self.fields = parts, fields
+
+    def find(self, facts: Facts) -> Found:
+        if not facts.present.issuperset(self.parts):
             return None
-        starts = facts.places(first)
-        for step, atom in rest:
+        starts = facts.places(self.parts[0])
+        for step, atom in enumerate(self.parts[1:], 1):
             following = facts.positions(atom)
             starts = [start for start in starts if start + step in following]
-        if fields != ALL_FIELDS:
-            starts = [start for start in starts if (fields >> (start >> FIELD_SHIFT)) & 1]
-        found: list[Item] = [(start, start + last) for start in starts]
+        fields, last = self.fields, len(self.parts) - 1
+        found: list[Item] = [
+            (start, start + last) for start in starts if (fields >> (start >> FIELD_SHIFT)) & 1
+        ]
         return found or None
 
-    return evaluate
+    def clauses(self, cost: Cost) -> list[Clause]:
+        return [frozenset((atom,)) for atom in self.parts]
 
 
-def _meta(atom: int) -> Evaluator:
-    def evaluate(facts: Facts, fields: int) -> Found:
-        return [] if atom in facts.present else None
+class NearForm(Form):
+    """Both sides occur within `distance` words of each other, in either order, in one field;
+    the evidence is the places of either side close to the other."""
 
-    return evaluate
+    __slots__ = ("distance", "left", "right")
+
+    def __init__(self, left: Form, right: Form, distance: int) -> None:
+        self.left, self.right, self.distance = left, right, distance
+
+    def find(self, facts: Facts) -> Found:
+        sides = self._sides(facts)
+        if sides is None:
+            return None
+        found: list[Item] = sorted(set(_close(facts, *sides, self.distance)))
+        return found or None
+
+    def holds(self, facts: Facts) -> bool:
+        # find's answer, stopping at the first close place
+        sides = self._sides(facts)
+        return sides is not None and next(_close(facts, *sides, self.distance), None) is not None
+
+    def _sides(self, facts: Facts) -> tuple[list[Item], list[Item]] | None:
+        """What both sides found, or None when one found nothing to be near: a side that is
+        a true NOT or metadata test has no place, and makes the NEAR false."""
+        ones = self.left.find(facts)
+        if not ones:
+            return None
+        others = self.right.find(facts)
+        return (ones, others) if others else None
+
+    def clauses(self, cost: Cost) -> list[Clause]:
+        return self.left.clauses(cost) + self.right.clauses(cost)
 
 
-def _scope(bit: int, child: Evaluator) -> Evaluator:
-    def evaluate(facts: Facts, fields: int) -> Found:
-        return child(facts, fields & bit)
+class NotForm(Form):
+    __slots__ = ("child",)
 
-    return evaluate
+    def __init__(self, child: Form) -> None:
+        self.child = child
+
+    def find(self, facts: Facts) -> Found:
+        return None if self.child.holds(facts) else []
+
+    def holds(self, facts: Facts) -> bool:
+        return not self.child.holds(facts)
+
+    def cheap(self) -> bool:
+        return self.child.cheap()
 
 
-def _not(child: Evaluator) -> Evaluator:
-    def evaluate(facts: Facts, fields: int) -> Found:
-        return [] if child(facts, fields) is None else None
+class AllOf(Form):
+    __slots__ = ("children",)
 
-    return evaluate
+    def __init__(self, children: list[Form]) -> None:
+        # Tests of presence first: they cost least and settle the most.
+        self.children = tuple(sorted(children, key=lambda child: not child.cheap()))
 
-
-def _and(children: list[Evaluator]) -> Evaluator:
-    def evaluate(facts: Facts, fields: int) -> Found:
+    def find(self, facts: Facts) -> Found:
         items: list[Item] = []
-        for child in children:
-            found = child(facts, fields)
+        for child in self.children:
+            found = child.find(facts)
             if found is None:
                 return None
             items += found
         return items
 
-    return evaluate
+    def holds(self, facts: Facts) -> bool:
+        # A loop costs less than all() over a generator, and this runs for many watchlists.
+        for child in self.children:  # noqa: SIM110
+            if not child.holds(facts):
+                return False
+        return True
+
+    def clauses(self, cost: Cost) -> list[Clause]:
+        return [clause for child in self.children for clause in child.clauses(cost)]
+
+    def cheap(self) -> bool:
+        return all(child.cheap() for child in self.children)
+
+    def vetoes(self) -> frozenset[int] | None:
+        """When presence alone decides the form (an AND of word groups and NOTs of them):
+        the atoms whose presence makes it false. Else None."""
+        vetoed: set[int] = set()
+        for child in self.children:
+            if isinstance(child, NotForm) and child.child.presence() is not None:
+                vetoed |= child.child.presence()  # type: ignore[operator]
+            elif child.presence() is None:
+                return None
+        return frozenset(vetoed)
 
 
-def _or(children: list[Evaluator]) -> Evaluator:
-    def evaluate(facts: Facts, fields: int) -> Found:
+class AnyOf(Form):
+    __slots__ = ("children",)
+
+    def __init__(self, children: list[Form]) -> None:
+        self.children = tuple(sorted(children, key=lambda child: not child.cheap()))
+
+    def find(self, facts: Facts) -> Found:
         items: Found = None
         owned = False  # whether `items` is this call's own list, not a child's
-        for child in children:
-            found = child(facts, fields)
+        for child in self.children:
+            found = child.find(facts)
             if found is None:
                 continue
             if items is None:
@@ -375,35 +395,55 @@ def _or(children: list[Evaluator]) -> Evaluator:
                 items, owned = items + found, True
         return items
 
-    return evaluate
+    def holds(self, facts: Facts) -> bool:
+        # A loop costs less than any() over a generator, and this runs for many watchlists.
+        for child in self.children:  # noqa: SIM110
+            if child.holds(facts):
+                return True
+        return False
 
+    def clauses(self, cost: Cost) -> list[Clause]:
+        # Some child must be true, so every union of one clause per child is required. With
+        # few such unions, all are offered ("Anna Berg" OR "Anna Bergs" needs `anna`, and
+        # `berg` or `bergs`); else the union of each child's cheapest.
+        choices = []
+        for child in self.children:
+            required = child.clauses(cost)
+            if not required:
+                return []
+            choices.append(required)
+        if prod(map(len, choices)) > OR_UNIONS:
+            return [frozenset().union(*(min(required, key=cost) for required in choices))]
+        unions = {frozenset().union(*picked) for picked in product(*choices)}
+        return [union for union in unions if not any(other < union for other in unions)]
 
-def _near(left: Evaluator, right: Evaluator, distance: int) -> Evaluator:
-    def evaluate(facts: Facts, fields: int) -> Found:
-        sides = _near_sides(facts, left, right, fields)
-        if sides is None:
+    def presence(self) -> frozenset[int] | None:
+        groups = [child.presence() for child in self.children]
+        if any(group is None for group in groups):
             return None
-        ones, others = sides
-        if _all_atoms(ones) and _all_atoms(others):
-            # Words on both sides (the usual case): compare places, not spans.
-            places = close_places(_places(facts, ones), _places(facts, others), distance)
-            return [(place, place) for place in places] or None
-        pairs: list[Item] = list(close_pairs(_spans(facts, ones), _spans(facts, others), distance))
-        return pairs or None
-
-    return evaluate
+        return frozenset().union(*groups)  # type: ignore[arg-type]
 
 
-def _near_sides(
-    facts: Facts, left: Evaluator, right: Evaluator, fields: int
-) -> tuple[list[Item], list[Item]] | None:
-    """What the operands of a NEAR found, or None when one found nothing to be near (a true
-    NOT or metadata test has no place): the NEAR is then false."""
-    ones = left(facts, fields)
-    if not ones:
-        return None
-    others = right(facts, fields)
-    return (ones, others) if others else None
+def required_clauses(form: Form, cost: Cost) -> list[Clause]:
+    """The distinct clauses of `form` (see Form.clauses)."""
+    return list(dict.fromkeys(form.clauses(cost)))
+
+
+def vetoes(form: Form) -> frozenset[int] | None:
+    """When presence alone decides `form`: the atoms whose presence makes it false (its
+    required clauses say the rest). Else None."""
+    if isinstance(form, AllOf):
+        return form.vetoes()
+    if isinstance(form, NotForm):
+        return AllOf([form]).vetoes()
+    return frozenset() if form.presence() is not None else None
+
+
+# --- Places: the helpers of phrases and NEAR ---------------------------------------------
+
+
+def _in_fields(spans: Spans, fields: int) -> Spans:
+    return [span for span in spans if (fields >> (span[0] >> FIELD_SHIFT)) & 1]
 
 
 def _all_atoms(items: list[Item]) -> bool:
@@ -417,24 +457,32 @@ def _places(facts: Facts, atoms: list[Item]) -> list[int]:
     return sorted([place for atom in atoms for place in facts.places(atom)])  # type: ignore[arg-type]
 
 
-def close_places(ones: list[int], others: list[int], distance: int) -> list[int]:
-    """The places of either sorted list within `distance` words of a place of the other."""
-    return sorted({*_near_places(ones, others, distance), *_near_places(others, ones, distance)})
+def _close(facts: Facts, ones: list[Item], others: list[Item], distance: int) -> Iterator[Item]:
+    """What NEAR finds: the items of either side within `distance` words of an item of the
+    other (the same item may come twice)."""
+    if _all_atoms(ones) and _all_atoms(others):
+        # Words on both sides (the usual case): compare places, not spans.
+        one_places, other_places = _places(facts, ones), _places(facts, others)
+        for place in chain(_near_places(one_places, other_places, distance),
+                           _near_places(other_places, one_places, distance)):
+            yield (place, place)
+        return
+    one_spans, other_spans = sorted(set(_spans(facts, ones))), sorted(set(_spans(facts, others)))
+    yield from _near_to(one_spans, other_spans, distance)
+    yield from _near_to(other_spans, one_spans, distance)
 
 
-def _near_places(places: list[int], others: list[int], distance: int) -> list[int]:
+def _near_places(places: list[int], others: list[int], distance: int) -> Iterator[int]:
     """The places within `distance` words of some place of `others`; both sorted."""
-    near = []
     count, at = len(others), 0
     for place in places:
         # `at` walks `others` once: the first other not too far behind this place.
         while at < count and others[at] < place - distance:
             at += 1
         if at == count:
-            break
+            return
         if others[at] <= place + distance:
-            near.append(place)
-    return near
+            yield place
 
 
 def _spans(facts: Facts, items: list[Item]) -> Spans:
@@ -447,50 +495,12 @@ def _spans(facts: Facts, items: list[Item]) -> Spans:
     return spans
 
 
-def close_pairs(ones: Spans, others: Spans, distance: int) -> Spans:
-    """The spans of either list that lie within `distance` words of a span of the other."""
-    ones, others = sorted(set(ones)), sorted(set(others))
-    return _near_to(ones, others, distance) + _near_to(others, ones, distance)
-
-
-def _near_to(spans: Spans, others: Spans, distance: int) -> Spans:
+def _near_to(spans: Spans, others: Spans, distance: int) -> Iterator[Span]:
     """The spans within `distance` words of some span of `others` (sorted)."""
     starts = [start for start, _ in others]
     longest = max([end - start for start, end in others])
-    near = []
     for start, end in spans:
         low = bisect_left(starts, start - distance - longest)
         high = bisect_right(starts, end + distance)
         if any(other_end >= start - distance for _, other_end in others[low:high]):
-            near.append((start, end))
-    return near
-
-
-def flat_words(node: Node, atoms: Atoms) -> frozenset[int] | None:
-    """For a flat query (ANDs, ORs and NOTs of words and metadata tests, no AND below an OR),
-    whose hit words are simply its positive words that are present: their atoms. Else None."""
-    if not _is_flat(node, under_or=False):
-        return None
-    return frozenset(atoms.find(term) for term in _positive_terms(node))
-
-
-def _is_flat(node: Node, under_or: bool) -> bool:
-    # A false AND below an OR would drop its present words from the hit; an AND on the path
-    # from the root is true whenever the query is.
-    if isinstance(node, Term | Meta):
-        return True
-    if isinstance(node, Not):
-        return not _needs_places(node.child)
-    if isinstance(node, And):
-        return not under_or and all(_is_flat(child, under_or) for child in node.children)
-    if isinstance(node, Or):
-        return all(_is_flat(child, under_or=True) for child in node.children)
-    return False  # phrases, NEAR and scopes need places
-
-
-def _positive_terms(node: Node) -> list[Term]:
-    if isinstance(node, Term):
-        return [node]
-    if isinstance(node, And | Or):
-        return [term for child in node.children for term in _positive_terms(child)]
-    return []  # NOT adds no words to a hit; metadata has none
+            yield (start, end)

@@ -18,9 +18,11 @@ SCOPES = TEXT_FIELDS + META_FIELDS
 
 _SCOPE_RE = re.compile(r"([A-Za-z]+):")
 _NEAR_RE = re.compile(r"NEAR/(\d+)")
-_SPACES = re.compile(r"\s*")
-_WORD = re.compile(r'[^\s()"{}]+')
-_RAW_WORD = re.compile(r'[^\s()"]+')  # in url:, source:, lang: values braces are plain
+# After spaces: a word (group 1) or another character (group 2); in url:, source: and lang:
+# values braces are plain.
+_NEXT = re.compile(r'\s*(?:([^\s()"{}]+)|(\S))?')
+_NEXT_RAW = re.compile(r'\s*(?:([^\s()"]+)|(\S))?')
+_OPERATOR_INITIALS = frozenset("AON")  # of AND, OR, NOT, NEAR
 
 
 class Kind(Enum):
@@ -59,23 +61,33 @@ class _Lexer:
         self.raw_group_depth: int | None = None  # inside url:( … ), closed at this depth
 
     def run(self) -> list[Token]:
+        query, tokens = self.query, self.tokens
         while True:
-            self.pos = _SPACES.match(self.query, self.pos).end()
-            if self.pos >= len(self.query):
+            # One regex skips the spaces and takes the next word, or the next character.
+            found = (_NEXT_RAW if self._raw else _NEXT).match(query, self.pos)
+            word = found.group(1)
+            if word is not None:
+                self.pos = found.end()
+                if word[0] in _OPERATOR_INITIALS or ":" in word:
+                    self._word(word, found.start(1))
+                else:  # a plain word, as most are
+                    tokens.append(Token(Kind.WORD, word, found.start(1) + 1))
+                    self.raw_value_next = False
+                continue
+            char = found.group(2)
+            if char is None:
                 break
-            char = self.query[self.pos]
+            self.pos = found.start(2)
             if char in "()":
                 self._paren(char)
             elif char == '"':
                 self._delimited(Kind.PHRASE, '"', "quote")
-            elif char == "{" and not self._raw:
+            elif char == "{":
                 self._delimited(Kind.CASE, "}", "brace")
-            elif char == "}" and not self._raw:
-                raise self._error("'}' without a matching '{'", self.pos)
             else:
-                self._word()
-        self.tokens.append(Token(Kind.END, "", len(self.query) + 1))
-        return self.tokens
+                raise self._error("'}' without a matching '{'", self.pos)
+        tokens.append(Token(Kind.END, "", len(query) + 1))
+        return tokens
 
     @property
     def _raw(self) -> bool:
@@ -108,12 +120,9 @@ class _Lexer:
         self.raw_value_next = False
         self.pos = end + 1
 
-    def _word(self) -> None:
-        start = self.pos
-        end = (_RAW_WORD if self._raw else _WORD).match(self.query, start).end()
-        word = self.query[start:end]
-        if self._operator(word, start):
-            self.pos = end
+    def _word(self, word: str, start: int) -> None:
+        """A word that may be an operator or start with a scope (`title:`)."""
+        if word[0] in _OPERATOR_INITIALS and self._operator(word, start):
             return
         scope = None if self._raw else _SCOPE_RE.match(word)
         if scope:
@@ -122,7 +131,6 @@ class _Lexer:
             return
         self._emit(Kind.WORD, word, start)
         self.raw_value_next = False
-        self.pos = end
 
     def _operator(self, word: str, start: int) -> bool:
         # Only upper-case operators count: "and" and "or" are ordinary words.

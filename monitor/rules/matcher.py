@@ -2,45 +2,45 @@
 
 Per article: split each field into words once; look each distinct word up once (a cache of
 words seen before, else the word, stem and case tables and one Aho-Corasick pass for all
-wildcards), giving the atoms present; pick the watchlists whose required words are all
-present (planner.py: a few bit-mask operations per group of atoms that one word stands for,
-each over one bit per watchlist); settle those that presence alone decides, and decide the
-others with a compiled boolean that tests presence first and word places last, stopping at
-the first proof (compiler.py). A hit's words and snippet are worked out when first asked
-for, by the full evaluator, and shared with the article's other hits. Apart from the bit
-masks, the work grows with the article and its hits, not with the number of watchlists.
+wildcards), giving the atoms present; pick the watchlists whose required clauses are all met
+(planner.py: sparse postings, a few numpy operations over the postings of the atoms
+present); settle those that presence alone decides, and decide the others with their
+compiled form (compiler.py), built when first needed and shared by identical queries. A
+hit's words and snippet are worked out when first asked for, from the same form, and
+shared with the article's other hits. The work grows with the article, its atoms and its
+candidates, not with the number of watchlists; the memory with the clauses' atoms.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from time import perf_counter
 
 from monitor.errors import QueryError
 from monitor.rules.compiler import (
-    ALL_FIELDS,
     FIELD_SHIFT,
     Atoms,
-    Decider,
-    Evaluator,
+    Form,
     Span,
     Spans,
-    compile_decider,
-    compile_node,
-    flat_words,
+    compile_query,
+    required_clauses,
+    vetoes,
 )
 from monitor.rules.globs import Glob, GlobIndex
-from monitor.rules.nodes import Meta
+from monitor.rules.nodes import Meta, Node
 from monitor.rules.parser import parse_query
-from monitor.rules.planner import Triggers
+from monitor.rules.planner import Costs, Plan
 from monitor.rules.snippet import SNIPPET_WIDTH, Window, make_snippet
 from monitor.rules.text import WORD_RE, fold, nfc, split_words, stem
 
 TOKEN_CACHE_SIZE = 300_000
+# Compiled forms kept for deciding and for the words of hits; built again when pushed out.
+FORM_CACHE_SIZE = 100_000
 # Longer words are not tested against wildcard terms: no word of any language is this long,
 # and it bounds what one hostile word can cost.
 MAX_WILDCARD_WORD = 200
@@ -92,9 +92,8 @@ class Hit:
 
     __slots__ = ("_article", "_evidence", "_places", "_shown", "_why", "watchlist")
 
-    def __init__(self, watchlist: str, article: _Article, why: frozenset[int] | Evaluator) -> None:
-        """`why`: the present words of a flat query, or the evaluator that finds what made the
-        query true."""
+    def __init__(self, watchlist: str, article: _Article, why: Callable[[], Form]) -> None:
+        """`why`: gives the watchlist's compiled form, which finds what made it true."""
         self.watchlist = watchlist
         self._article = article
         self._why = why
@@ -132,11 +131,7 @@ class Hit:
 
     def _found(self) -> Evidence:
         if self._evidence is None:
-            why = self._why
-            if isinstance(why, frozenset):
-                self._evidence = (self._article.tokens_for(why), ())
-            else:
-                self._evidence = self._article.evidence(why)
+            self._evidence = self._article.evidence(self._why())
         return self._evidence
 
     def _placed(self) -> list[tuple[int, int, str]]:
@@ -160,22 +155,27 @@ class Matcher:
 
     def __init__(self, queries: Mapping[str, str], *, token_cache_size: int = TOKEN_CACHE_SIZE) -> None:
         self._names = list(queries)
+        self._queries = list(queries.values())
         self._atoms = Atoms()
-        self._evaluators: list[Evaluator] = []
-        self._deciders: list[Decider] = []
-        self._flat_words: list[frozenset[int] | None] = []
-        nodes = []
+        cost = Costs(self._atoms)
+        clauses: list[list[tuple[int, ...]]] = []
+        # Per watchlist, when presence alone decides it: the atoms that make it false.
+        self._vetoes: list[frozenset[int] | None] = []
+        planned: dict[str, tuple[list[tuple[int, ...]], frozenset[int] | None]] = {}
         for name, query in queries.items():
-            try:
-                node = parse_query(query)
-            except QueryError as error:
-                raise QueryError(error.message, error.query, error.column, name) from None
             self._atoms.start_watchlist()
-            self._evaluators.append(compile_node(node, self._atoms))
-            self._deciders.append(compile_decider(node, self._atoms))
-            self._flat_words.append(flat_words(node, self._atoms))
-            nodes.append(node)
-        self._triggers = Triggers.plan(nodes, self._atoms)
+            known = planned.get(query)
+            if known is None:
+                form = compile_query(_parse(name, query), self._atoms.add)
+                required = [tuple(clause) for clause in required_clauses(form, cost)]
+                known = planned[query] = (required, vetoes(form))
+            else:
+                for clause in known[0]:
+                    self._atoms.count_uses(clause)
+            clauses.append(known[0])
+            self._vetoes.append(known[1])
+        self._plan = Plan(clauses, self._atoms)
+        self._forms: dict[str, Form] = {}
         self._globs = GlobIndex(self._atoms.globs)
         self._metas = _MetaIndex(self._atoms.metas)
         # Words already looked up, and of those the ones that stand for some atom.
@@ -203,23 +203,20 @@ class Matcher:
     def _match(self, doc: Document, deadline: float | None) -> Matched:
         started = perf_counter()
         article = _Article(doc)
-        token_atoms = self._token_atoms(article.distinct_tokens())
-        metas = self._metas.true_for(doc)
-        present = article.note_atoms(token_atoms)
-        present |= metas
-        groups = {*token_atoms.values(), tuple(sorted(metas))} if metas else set(token_atoms.values())
-        names, vetoes, deciders = self._names, self._triggers.vetoes, self._deciders
+        present = article.note_atoms(self._token_atoms(article.distinct_tokens()))
+        present |= self._metas.true_for(doc)
+        names, vetoed_by = self._names, self._vetoes
         hits = {}
-        candidates = self._triggers.candidates(groups)
+        candidates = self._plan.candidates(present)
         # The words and snippets of hits are worked out only when asked for.
         for index in candidates:
-            vetoed = vetoes[index]
-            if vetoed is not None:  # presence decides it: the kept clauses are all it needs
+            vetoed = vetoed_by[index]
+            if vetoed is not None:  # presence decides it: the clauses are all it needs
                 if present.isdisjoint(vetoed):
-                    hits[names[index]] = Hit(names[index], article, self._why(index, present))
+                    hits[names[index]] = Hit(names[index], article, self._why(index))
                 continue
-            if deciders[index](article, present):
-                hits[names[index]] = Hit(names[index], article, self._why(index, present))
+            if self._form(index).holds(article):
+                hits[names[index]] = Hit(names[index], article, self._why(index))
             if deadline is not None and perf_counter() > deadline:
                 later = candidates[candidates.index(index) + 1 :]
                 if later:
@@ -227,11 +224,19 @@ class Matcher:
                     return Matched(hits, Cut(names[index], undecided, perf_counter() - started))
         return Matched(hits)
 
-    def _why(self, index: int, present: set[int]) -> frozenset[int] | Evaluator:
-        """What a hit needs to work out its words: a flat query's present words, else the
-        query's evaluator."""
-        words = self._flat_words[index]
-        return self._evaluators[index] if words is None else words & present
+    def _why(self, index: int) -> Callable[[], Form]:
+        return lambda: self._form(index)
+
+    def _form(self, index: int) -> Form:
+        """The compiled form of a watchlist: built when first needed, shared by identical
+        queries, and built again (the query parsed again) if pushed out of the cache."""
+        query = self._queries[index]
+        form = self._forms.get(query)
+        if form is None:
+            if len(self._forms) >= FORM_CACHE_SIZE:
+                self._forms.clear()
+            form = self._forms[query] = compile_query(parse_query(query), self._atoms.find)
+        return form
 
     def _token_atoms(self, tokens: set[str]) -> dict[str, tuple[int, ...]]:
         """The atoms each word of the article stands for, leaving out words that stand for none."""
@@ -273,6 +278,13 @@ class Matcher:
             for atom, index in self._globs.search([folded[index] for index in kept]):
                 found[kept[index]].append(atom)
         return [tuple(atoms) for atoms in found]
+
+
+def _parse(name: str, query: str) -> Node:
+    try:
+        return parse_query(query)
+    except QueryError as error:
+        raise QueryError(error.message, error.query, error.column, name) from None
 
 
 class _MetaIndex:
@@ -385,30 +397,6 @@ class _Article:
             self._positions[atom] = positions
         return positions
 
-    def followed_by(self, place: int, atoms: tuple[int, ...]) -> bool:
-        """Whether the words after `place` (in its field) stand for `atoms`, in order."""
-        tokens, index = self.tokens[place >> FIELD_SHIFT], place & _INDEX
-        following = tokens[index + 1 : index + 1 + len(atoms)]
-        if len(following) < len(atoms):
-            return False  # the field ends first
-        token_atoms = self._token_atoms
-        # A loop costs less than all() over a generator, and phrases are many.
-        for atom, token in zip(atoms, following, strict=True):  # noqa: SIM110
-            if atom not in token_atoms.get(token, ()):
-                return False
-        return True
-
-    def any_within(self, places: list[int], atoms: Collection[int], distance: int) -> bool:
-        """Whether a word standing for one of `atoms` (all present) is within `distance` words
-        of one of `places`: the words around each place are looked at, not the places of
-        `atoms`."""
-        wanted, fields = self.tokens_for(atoms), self.tokens
-        for place in places:
-            tokens, index = fields[place >> FIELD_SHIFT], place & _INDEX
-            if not wanted.isdisjoint(tokens[max(0, index - distance) : index + distance + 1]):
-                return True
-        return False
-
     def _tokens_of(self) -> dict[int, list[str]]:
         """The article's words for each atom present."""
         if self._atom_tokens is None:
@@ -432,9 +420,9 @@ class _Article:
 
     # --- hits ---
 
-    def evidence(self, evaluator: Evaluator) -> Evidence:
-        """The words (all their places) and the spans that make `evaluator` true."""
-        found = evaluator(self, ALL_FIELDS)
+    def evidence(self, form: Form) -> Evidence:
+        """The words (all their places) and the spans that make `form` true."""
+        found = form.find(self)
         assert found is not None, "asked why a query holds that does not"
         return (
             self.tokens_for([item for item in found if isinstance(item, int)]),

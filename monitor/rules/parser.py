@@ -26,7 +26,8 @@ from monitor.rules.nodes import (
 from monitor.rules.text import WORD_RE, fold, fold_text, nfc, words
 
 # Tokens that can begin an operand, and so also imply AND when two operands meet.
-_OPERAND_STARTS = frozenset({Kind.WORD, Kind.PHRASE, Kind.CASE, Kind.SCOPE, Kind.LPAREN, Kind.NOT})
+# (A tuple: an Enum member hashes in Python, but compares by identity first.)
+_OPERAND_STARTS = (Kind.WORD, Kind.PHRASE, Kind.CASE, Kind.SCOPE, Kind.LPAREN, Kind.NOT)
 _WILDCARDS = frozenset("*?")
 
 
@@ -36,6 +37,17 @@ def parse_query(text: str) -> Node:
 
 
 MAX_NESTING = 50
+# The nodes of words and quoted terms already read (errors are never kept: they name the
+# column of their query).
+_CACHE_LIMIT = 100_000
+_WORDS: dict[str, Node] = {}
+_QUOTED: dict[tuple[bool, str], Node] = {}
+
+
+def _remember(cache: dict, key: object, node: Node) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = node
 
 
 class _Parser:
@@ -140,13 +152,21 @@ class _Parser:
             raise self._error(f"groups and NOTs nested more than {MAX_NESTING} deep", token)
 
     def _scope(self, token: Token, meta: str | None) -> Node:
-        if self._peek().kind not in _OPERAND_STARTS - {Kind.NOT}:
+        if self._peek().kind not in _OPERAND_STARTS[:-1]:
             raise self._error(f"{token.text}: needs a word or a (group) right after it", token)
         if token.text in META_FIELDS:
             return self._primary(token.text)
         return Scope(token.text, self._primary(meta))
 
     def _word(self, token: Token) -> Node:
+        # Watchlists repeat their words: each distinct one is read once (nodes are immutable).
+        node = _WORDS.get(token.text)
+        if node is None:
+            node = self._read_word(token)
+            _remember(_WORDS, token.text, node)
+        return node
+
+    def _read_word(self, token: Token) -> Node:
         text = nfc(token.text)
         if _WILDCARDS.intersection(text):
             return self._wildcard(text, token)
@@ -174,6 +194,14 @@ class _Parser:
         return Term(re.sub(r"\*+", "*", fold_text(text)), Mode.WILDCARD)
 
     def _quoted(self, token: Token) -> Node:
+        key = (token.kind is Kind.CASE, token.text)
+        node = _QUOTED.get(key)
+        if node is None:
+            node = self._read_quoted(token)
+            _remember(_QUOTED, key, node)
+        return node
+
+    def _read_quoted(self, token: Token) -> Node:
         case = token.kind is Kind.CASE
         wildcard = next((i for i, char in enumerate(token.text) if char in _WILDCARDS), None)
         if wildcard is not None:

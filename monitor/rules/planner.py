@@ -1,42 +1,29 @@
 """Decides which watchlists are worth evaluating for an article, from the atoms it holds.
 
 A query names words that must be present for it to be true: `a AND (b OR c)` needs `a`, and
-`b` or `c`. Each such need is a clause: a set of atoms, one of which must be present. Every
-watchlist keeps its (up to) `SLOTS` least likely clauses, one per slot. For each atom and
-slot there is a bit mask over all watchlists: bit w is set when the atom is in watchlist w's
-clause of that slot. An article's present atoms OR their masks together slot by slot; the
-watchlists whose bits survive the AND of all slots have every kept clause met. The atoms
-come in groups, one per word of the article (the atoms it stands for), and each group's
-masks are ORed once and kept: that is one vectorised OR per group, over 64 watchlists to a
-machine word, and no Python step per watchlist. The masks take atoms × SLOTS × watchlists / 8
-bytes (7 MB for 10,000 watchlists with 1,400 distinct terms), the kept groups up to 32 MB.
+`b` or `c`. Each such need is a clause (compiler.Form.clauses): a set of atoms, one of which
+must be present. The least likely clause of each watchlist is its trigger. The plan holds
+sparse postings, never a table of atoms × watchlists:
 
-When those clauses and the words under top-level NOTs (vetoes) say all there is to a query
-(an AND of words, OR-groups of words and NOT-ed words), presence decides it with one set
-test; the others go to their deciders (compiler.py). Queries that need nothing present
-(`NOT x`) are always candidates.
+- an inverted index, atom -> the watchlists whose trigger holds the atom (sorted int32);
+- per watchlist, its other clauses, as offsets into one flat array of atoms.
+
+An article's candidates are the union of the postings of the atoms it holds; of those, the
+ones with every other clause met survive. Both steps are a handful of numpy operations over
+the postings touched, so the work follows the article's atoms and the watchlists they
+trigger, and the memory the number of clause atoms, not atoms × watchlists. Queries that
+need nothing present (`NOT x`) are always candidates.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from itertools import product
-from math import prod
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
-from monitor.rules.compiler import Atoms, group_leaves
-from monitor.rules.nodes import And, Meta, Near, Node, Not, Or, Phrase, Scope, Term
+from monitor.rules.compiler import Atoms
 from monitor.rules.text import stem
-
-Clause = frozenset[int]
-SLOTS = 4
-# At most this many clauses are drawn from one OR (the product of its children's counts).
-OR_UNIONS = 16
-# The masks of at most this many groups of atoms, or of this many bytes, are kept.
-GROUP_ROWS, GROUP_ROWS_BYTES = 50_000, 32 << 20
 
 # The most frequent Swedish (and a few English) words: present in nearly every article, so
 # the worst triggers, e.g. the "för" of "Organisationen för kollektiv säkerhet".
@@ -55,74 +42,6 @@ _COMMON_STEMS = frozenset(stem(word) for word in COMMON_WORDS) | COMMON_WORDS
 _WILDCARDS = re.compile(r"[*?]+")
 
 
-def required_clauses(node: Node, atoms: Atoms, cost: Callable[[Clause], float]) -> list[Clause]:
-    """The clauses of `node`: atom sets of which one atom each must be present for it to be
-    true. Empty when nothing needs to be present."""
-    return list(dict.fromkeys(_required(node, atoms, cost)))
-
-
-def _required(node: Node, atoms: Atoms, cost: Callable[[Clause], float]) -> list[Clause]:
-    if isinstance(node, Term):
-        return [frozenset({atoms.find(node)})]
-    if isinstance(node, Phrase):
-        return [frozenset({atoms.find(part)}) for part in node.parts]
-    if isinstance(node, Meta):
-        return [frozenset({atoms.find(node)})]
-    if isinstance(node, Scope):
-        return _required(node.child, atoms, cost)
-    if isinstance(node, Near):
-        return _required(node.left, atoms, cost) + _required(node.right, atoms, cost)
-    if isinstance(node, And):
-        return [clause for child in node.children for clause in _required(child, atoms, cost)]
-    if isinstance(node, Or):
-        # Some child must be true, so every union of one clause per child is required. With
-        # few such unions, all are offered ("Anna Berg" OR "Anna Bergs" needs `anna`, and
-        # `berg` or `bergs`); else the union of each child's cheapest.
-        choices = []
-        for child in node.children:
-            required = _required(child, atoms, cost)
-            if not required:
-                return []
-            choices.append(required)
-        if prod(map(len, choices)) > OR_UNIONS:
-            return [frozenset().union(*(min(required, key=cost) for required in choices))]
-        unions = {frozenset().union(*picked) for picked in product(*choices)}
-        return [union for union in unions if not any(other < union for other in unions)]
-    return []  # NOT needs nothing present
-
-
-def vetoes(node: Node, atoms: Atoms) -> frozenset[int]:
-    """Atoms whose presence alone makes `node` false: the words and metadata tests of its
-    top-level NOTs (`a NOT (b OR c)` is false wherever b or c is)."""
-    vetoed: set[int] = set()
-    for part in _conjuncts(node):
-        if isinstance(part, Not) and _is_word_group(part.child):
-            vetoed.update(atoms.find(leaf) for leaf in group_leaves(part.child))
-    return frozenset(vetoed)
-
-
-def decided_by_presence(node: Node, clauses: list[Clause]) -> bool:
-    """Whether the clauses (all kept) and vetoes of `node` are exactly its truth: an AND of
-    words, OR-groups of words, and NOTs of those."""
-    if len(clauses) > SLOTS:
-        return False
-    return all(
-        _is_word_group(part) or (isinstance(part, Not) and _is_word_group(part.child))
-        for part in _conjuncts(node)
-    )
-
-
-def _conjuncts(node: Node) -> tuple[Node, ...]:
-    return node.children if isinstance(node, And) else (node,)
-
-
-def _is_word_group(node: Node) -> bool:
-    """A word or metadata test in all fields, or an OR of them."""
-    if isinstance(node, Or):
-        return all(_is_word_group(child) for child in node.children)
-    return isinstance(node, Term | Meta)
-
-
 def _chance(key: tuple[str, ...]) -> float:
     """A rough guess at how likely an article is to hold the atom with this key."""
     kind, text = key[0], key[1]
@@ -136,90 +55,94 @@ def _chance(key: tuple[str, ...]) -> float:
     return 0.1 if len(text) <= 3 else 0.01
 
 
-@dataclass
-class Triggers:
-    """For each atom and slot, the bit mask of the watchlists whose kept clause holds it."""
+class Costs:
+    """How costly a clause is as a trigger: about how many watchlists it wakes per article,
+    the chance that an article holds each of its atoms times the watchlists that use it.
+    Follows the atoms' use counts as watchlists are added."""
 
-    masks: np.ndarray  # [atom, slot, word]: 64 watchlists to a word
-    unused: np.ndarray  # [slot, word]: the watchlists with fewer clauses than slots
-    # One entry per watchlist (so also their count): the atoms that make it false, when
-    # presence alone decides it (a woken watchlist is then true exactly when none of them is
-    # present); else None.
-    vetoes: list[frozenset[int] | None]
-    # The masks of groups of atoms that come together (the atoms one word stands for), ORed:
-    # [row, slot, word], rows filled as groups are met, then started over when full.
-    group_masks: np.ndarray
-    group_rows: dict[tuple[int, ...], int] = field(default_factory=dict)
+    def __init__(self, atoms: Atoms) -> None:
+        self._atoms = atoms
+        self._chance: list[float] = []
 
-    @classmethod
-    def plan(cls, nodes: list[Node], atoms: Atoms, group_rows: int | None = None) -> Triggers:
-        """Plans all watchlists; `atoms` must already hold every atom of `nodes`. Keeps the
-        masks of up to `group_rows` groups (default: GROUP_ROWS, or GROUP_ROWS_BYTES' worth)."""
-        chance = [_chance(key) for key in atoms.keys]
-        # Words many watchlists share are likely topical, common words: weigh them up.
-        share = 1.0 / max(1, len(nodes))
-
-        def cost(clause: Clause) -> float:
-            return sum(chance[atom] + atoms.uses[atom] * share for atom in clause)
-
-        slots: dict[tuple[int, int], int] = {}  # (atom, slot) -> mask, as a big integer
-        unused = [0] * SLOTS
-        vetoed: list[frozenset[int] | None] = []
-        for index, node in enumerate(nodes):
-            bit = 1 << index
-            clauses = sorted(required_clauses(node, atoms, cost), key=cost)
-            vetoed.append(vetoes(node, atoms) if decided_by_presence(node, clauses) else None)
-            for slot in range(len(clauses), SLOTS):
-                unused[slot] |= bit
-            for slot, clause in enumerate(clauses[:SLOTS]):
-                for atom in clause:
-                    slots[atom, slot] = slots.get((atom, slot), 0) | bit
-        words = max(1, (len(nodes) + 63) // 64)  # one even for no watchlists: none is woken
-        masks = np.zeros((len(atoms.keys), SLOTS, words), "<u8")
-        for (atom, slot), mask in slots.items():
-            masks[atom, slot] = _words(mask, words)
-        if group_rows is None:
-            group_rows = max(64, min(GROUP_ROWS, GROUP_ROWS_BYTES // (SLOTS * words * masks.itemsize)))
-        # Zeroed pages are only taken as rows are written.
-        group_masks = np.zeros((group_rows, SLOTS, words), masks.dtype)
-        return cls(masks, np.stack([_words(mask, words) for mask in unused]), vetoed, group_masks)
-
-    def candidates(self, groups: Collection[tuple[int, ...]]) -> list[int]:
-        """The watchlists whose kept clauses are all met, in the order they were given, when
-        the atoms present are those of `groups`. An article's atoms come in far fewer groups
-        (one per word) than atoms, so this ORs fewer masks."""
-        if len(self.group_rows) + len(groups) > len(self.group_masks):
-            self.group_rows.clear()  # start over, so that no group below pushes out another
-        if len(groups) > len(self.group_masks):
-            held = np.fromiter(set().union(*groups), np.intp)
-            met = np.bitwise_or.reduce(self.masks[held], axis=0)
-        else:
-            known = self.group_rows.get
-            rows = [known(group) for group in groups]
-            if None in rows:
-                rows = [self._group_row(group) for group in groups]
-            met = np.bitwise_or.reduce(self.group_masks[rows], axis=0)
-        return _set_bits(np.bitwise_and.reduce(met | self.unused, axis=0).tolist())
-
-    def _group_row(self, group: tuple[int, ...]) -> int:
-        row = self.group_rows.get(group)
-        if row is None:
-            row = self.group_rows[group] = len(self.group_rows)
-            self.group_masks[row] = np.bitwise_or.reduce(self.masks[list(group)], axis=0)
-        return row
+    def __call__(self, clause: Collection[int]) -> float:
+        chance, keys = self._chance, self._atoms.keys
+        if len(chance) < len(keys):
+            chance += [_chance(key) for key in keys[len(chance) :]]
+        uses = self._atoms.uses
+        return sum(chance[atom] * (1 + uses[atom]) for atom in clause)
 
 
-def _set_bits(words: list[int]) -> list[int]:
-    """The numbers of the bits set in 64-bit words (word 0 holds bits 0-63), in order."""
-    found = []
-    for index, word in enumerate(words):
-        base = index * 64
-        while word:
-            low = word & -word
-            found.append(base + low.bit_length() - 1)
-            word ^= low
-    return found
+class Plan:
+    """The postings of all watchlists' clauses (see the module's doc)."""
+
+    def __init__(self, clauses: Sequence[Sequence[Collection[int]]], atoms: Atoms) -> None:
+        """`clauses`: each watchlist's required clauses; `atoms` must hold all their atoms."""
+        cost = Costs(atoms)
+        self.watchlists = len(clauses)
+        self.atom_count = len(atoms.keys)
+        trigger_atoms: list[int] = []
+        trigger_owners: list[int] = []
+        rest_counts = np.zeros(len(clauses), np.int64)
+        rest_sizes: list[int] = []
+        rest_atoms: list[int] = []
+        always = []
+        for index, required in enumerate(clauses):
+            if not required:
+                always.append(index)
+                continue
+            ordered = sorted(required, key=cost)
+            trigger_atoms += ordered[0]
+            trigger_owners += [index] * len(ordered[0])
+            rest_counts[index] = len(ordered) - 1
+            for clause in ordered[1:]:
+                rest_sizes.append(len(clause))
+                rest_atoms += clause
+        self.always = np.array(always, np.int32)
+        order = np.argsort(np.array(trigger_atoms, np.int32), kind="stable")
+        self.trigger_ptr = _offsets(np.bincount(np.array(trigger_atoms, np.int64), minlength=self.atom_count))
+        self.trigger_ids = np.array(trigger_owners, np.int32)[order]
+        self.rest_ptr = _offsets(rest_counts)
+        self.clause_ptr = _offsets(np.array(rest_sizes, np.int64))
+        self.clause_atoms = np.array(rest_atoms, np.int32)
+
+    def nbytes(self) -> int:
+        arrays = (self.always, self.trigger_ptr, self.trigger_ids, self.rest_ptr, self.clause_ptr)
+        return sum(array.nbytes for array in arrays) + self.clause_atoms.nbytes
+
+    def candidates(self, present: Collection[int]) -> list[int]:
+        """The watchlists whose clauses are all met when the atoms `present` are, in the
+        order they were given."""
+        held = np.fromiter(present, np.int64, len(present))
+        woken = np.zeros(self.watchlists, bool)
+        woken[self.trigger_ids[_ranges(self.trigger_ptr, held)[0]]] = True
+        woken[self.always] = True
+        rows = np.flatnonzero(woken)  # in order, each once
+        if not len(rows):
+            return []
+        mask = np.zeros(self.atom_count, bool)
+        mask[held] = True
+        clause_index, owner = _ranges(self.rest_ptr, rows)
+        atom_index, clause_of_atom = _ranges(self.clause_ptr, clause_index)
+        met = np.zeros(len(clause_index), bool)
+        met[clause_of_atom[mask[self.clause_atoms[atom_index]]]] = True
+        unmet = np.bincount(owner[~met], minlength=len(rows))
+        return rows[unmet == 0].tolist()
 
 
-def _words(mask: int, count: int) -> np.ndarray:
-    return np.frombuffer(mask.to_bytes(count * 8, "little"), "<u8")
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    """Where each row starts in a flat array of rows of these lengths, and where the last ends."""
+    offsets = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets
+
+
+def _ranges(offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The flat indexes of the given rows (offsets from `_offsets`), and for each, the
+    number of its row among `rows`."""
+    starts = offsets[rows]
+    lengths = offsets[rows + 1] - starts
+    owner = np.repeat(np.arange(len(rows)), lengths)
+    # Each index is its row's start plus its place within the row.
+    ends = np.cumsum(lengths)
+    index = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(starts - (ends - lengths), lengths)
+    return index, owner
