@@ -57,6 +57,13 @@ class Facts(Protocol):
 
     def positions(self, atom: int) -> set[int]: ...
 
+    # Whether the words after `place` stand for `atoms`, in order.
+    def followed_by(self, place: int, atoms: tuple[int, ...]) -> bool: ...
+
+    # Whether a word of one of `atoms` (all present) is within `distance` words of one of
+    # `places`.
+    def any_within(self, places: list[int], atoms: Collection[int], distance: int) -> bool: ...
+
 
 class Atoms:
     """The registry of all distinct terms, with the lookup tables the matcher searches."""
@@ -226,10 +233,16 @@ class Words(Form):
         return found or None
 
     def holds(self, facts: Facts) -> bool:
-        # find's answer, without building its list in the common case
-        if self.fields == ALL_FIELDS:
-            return not facts.present.isdisjoint(self.atoms)
-        return self.find(facts) is not None
+        # find's answer, without building its list: stops at the first place in the fields
+        present, fields = facts.present, self.fields
+        if fields == ALL_FIELDS:
+            return not present.isdisjoint(self.atoms)
+        for atom in self.atoms:
+            if atom in present:
+                for place in facts.places(atom):
+                    if (fields >> (place >> FIELD_SHIFT)) & 1:
+                        return True
+        return False
 
     def clauses(self, cost: Cost) -> list[Clause]:
         return [frozenset(self.atoms)]
@@ -277,6 +290,18 @@ class PhraseForm(Form):
         ]
         return found or None
 
+    def holds(self, facts: Facts) -> bool:
+        # find's answer, stopping at the first place followed by the other words: the words
+        # after a place are looked at, not the places of every part.
+        parts, fields = self.parts, self.fields
+        if not facts.present.issuperset(parts):
+            return False
+        rest = parts[1:]
+        for place in facts.places(parts[0]):
+            if (fields >> (place >> FIELD_SHIFT)) & 1 and facts.followed_by(place, rest):
+                return True
+        return False
+
     def clauses(self, cost: Cost) -> list[Clause]:
         return [frozenset((atom,)) for atom in self.parts]
 
@@ -299,6 +324,9 @@ class NearForm(Form):
 
     def holds(self, facts: Facts) -> bool:
         # find's answer, stopping at the first close place
+        left, right = self.left, self.right
+        if isinstance(left, Words) and isinstance(right, Words) and left.fields == right.fields:
+            return _words_near(facts, left.atoms, right.atoms, self.distance, left.fields)
         sides = self._sides(facts)
         return sides is not None and next(_close(facts, *sides, self.distance), None) is not None
 
@@ -455,6 +483,25 @@ def _places(facts: Facts, atoms: list[Item]) -> list[int]:
     if len(atoms) == 1:
         return facts.places(atoms[0])  # type: ignore[arg-type]
     return sorted([place for atom in atoms for place in facts.places(atom)])  # type: ignore[arg-type]
+
+
+def _words_near(facts: Facts, left: tuple[int, ...], right: tuple[int, ...], distance: int,
+                fields: int) -> bool:
+    """Whether a word of `left` is within `distance` words of a word of `right`, in `fields`
+    (what _close finds first for two word groups): the words around the places of the side
+    with fewer words are looked at, not the places of both sides."""
+    present = facts.present
+    ones = [atom for atom in left if atom in present]
+    others = [atom for atom in right if atom in present]
+    if not ones or not others:
+        return False
+    if len(ones) > len(others):
+        ones, others = others, ones
+    places = [place for atom in ones for place in facts.places(atom)]
+    if fields != ALL_FIELDS:
+        # A place near another is in the same field: filtering one side is enough.
+        places = [place for place in places if (fields >> (place >> FIELD_SHIFT)) & 1]
+    return facts.any_within(places, others, distance)
 
 
 def _close(facts: Facts, ones: list[Item], others: list[Item], distance: int) -> Iterator[Item]:

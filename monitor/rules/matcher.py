@@ -397,6 +397,30 @@ class _Article:
             self._positions[atom] = positions
         return positions
 
+    def followed_by(self, place: int, atoms: tuple[int, ...]) -> bool:
+        """Whether the words after `place` (in its field) stand for `atoms`, in order."""
+        tokens, index = self.tokens[place >> FIELD_SHIFT], place & _INDEX
+        following = tokens[index + 1 : index + 1 + len(atoms)]
+        if len(following) < len(atoms):
+            return False  # the field ends first
+        token_atoms = self._token_atoms
+        # A loop costs less than all() over a generator, and phrases are many.
+        for atom, token in zip(atoms, following, strict=True):  # noqa: SIM110
+            if atom not in token_atoms.get(token, ()):
+                return False
+        return True
+
+    def any_within(self, places: list[int], atoms: Collection[int], distance: int) -> bool:
+        """Whether a word standing for one of `atoms` (all present) is within `distance` words
+        of one of `places`: the words around each place are looked at, not the places of
+        `atoms`."""
+        wanted, fields = self.tokens_for(atoms), self.tokens
+        for place in places:
+            tokens, index = fields[place >> FIELD_SHIFT], place & _INDEX
+            if not wanted.isdisjoint(tokens[max(0, index - distance) : index + distance + 1]):
+                return True
+        return False
+
     def _tokens_of(self) -> dict[int, list[str]]:
         """The article's words for each atom present."""
         if self._atom_tokens is None:
