@@ -16,6 +16,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -28,6 +29,7 @@ from monitor.models import (
     DIGEST,
     IMMEDIATE,
     AppriseNotifier,
+    ClusterSettings,
     Config,
     CrawlSettings,
     EmailNotifier,
@@ -51,6 +53,9 @@ NOTIFIER_TYPES = ("email", "webhook", "apprise", "log")
 DELIVERY_MODES = (IMMEDIATE, DIGEST)
 LOG_FORMATS = ("text", "json")
 LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
+REDIS_SCHEMES = ("redis", "rediss")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+MAX_SHARDS = 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"(\d+)\s*([smhd])")
@@ -292,6 +297,8 @@ def _build(root: _Section, path: Path) -> Config:
     log_format = root.take("log_format", str, "text")
     if log_format not in LOG_FORMATS:
         raise root.error("log_format", f"expected {' or '.join(LOG_FORMATS)}, got {log_format!r}")
+    cluster = _cluster(root.section("cluster")) if root.data.get("cluster") is not None else None
+    root.known.add("cluster")
     root.done()
     _check_references(root, watchlists, notifiers)
     _check_operations(root, operations, notifiers)
@@ -307,6 +314,7 @@ def _build(root: _Section, path: Path) -> Config:
         http=http,
         retention=retention,
         log_format=log_format,
+        cluster=cluster,
     )
 
 
@@ -554,6 +562,34 @@ def _http(s: _Section) -> HttpSettings:
     if host not in LOCAL_HOSTS and token is None:
         raise s.error("listen", unprotected_listen(listen))
     return HttpSettings(host=host, port=port, token=token)
+
+
+def _cluster(s: _Section) -> ClusterSettings:
+    """cluster: {redis: "redis://…", database: "postgresql://…", shards: 16, lease: 15s}."""
+    redis = s.take("redis", str)
+    if urlsplit(redis).scheme not in REDIS_SCHEMES or not urlsplit(redis).hostname:
+        raise s.error("redis", f"expected a URL such as redis://127.0.0.1:6379/0, got {_url_shape(redis)!r}")
+    database = s.take("database", str)
+    if urlsplit(database).scheme not in POSTGRES_SCHEMES:
+        raise s.error("database", "expected a URL such as postgresql://monitor:PASSWORD@127.0.0.1/monitor,"
+                                  f" got {_url_shape(database)!r}")
+    shards = s.take("shards", int, ClusterSettings.shards)
+    if not 1 <= shards <= MAX_SHARDS:
+        raise s.error("shards", f"expected 1 to {MAX_SHARDS}, got {shards}")
+    lease = _duration(s, "lease", ClusterSettings.lease, minimum=3)
+    prefix = s.take("prefix", str, ClusterSettings.prefix)
+    if not prefix or any(c.isspace() for c in prefix):
+        raise s.error("prefix", f"expected a short key prefix without spaces, got {prefix!r}")
+    s.done()
+    return ClusterSettings(redis=redis, database=database, shards=shards, lease=lease, prefix=prefix)
+
+
+def _url_shape(url: str) -> str:
+    """A URL for an error message, without a password it may hold."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -164,6 +164,18 @@ class CrawlSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """The role processes' shared engines (docs/scaling.md): without this section the monitor
+    is one process on SQLite."""
+
+    redis: str  # redis://[:password@]host:port/db — the lease, the frontier, the streams
+    database: str  # postgresql://user[:password]@host[:port]/dbname — the shared store
+    shards: int = 16  # the watchlists are split into this many shards among the matchers
+    lease: int = 15  # seconds: the scheduler's lock and every role's heartbeat live this long
+    prefix: str = "monitor:"  # of every Redis key, so that two monitors can share one Redis
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     database: Path
@@ -176,6 +188,7 @@ class Config:
     http: HttpSettings | None = None  # None: no listener
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     log_format: str = "text"  # "text" | "json"
+    cluster: ClusterSettings | None = None  # None: one process on the SQLite `database`
 
     def notifier(self, name: str) -> Notifier:
         return next(n for n in self.notifiers if n.name == name)
