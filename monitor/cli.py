@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # the pipeline pulls in Scrapy and the matcher; the CLI is up
 EXIT_OK, EXIT_NO_MATCH, EXIT_CONFIG, EXIT_STORE, EXIT_USAGE = 0, 1, 2, 3, 2
 # Another `once` or `run` holds the database: exit at once, so cron never stacks up runs.
 EXIT_BUSY = 2
+# The roles of `monitor run --role` (monitor/cluster/roles.py, imported only when they run).
+CLUSTER_ROLES = ("scheduler", "crawler", "matcher", "deliverer")
 ALERTS_SHOWN = 100  # rows `monitor alerts` prints unless --limit says otherwise
 ERROR_SHOWN = 200  # characters of an alert's last error in `monitor alerts`: one line
 OUTPUT = "monitor.output"  # the logger of the daemon's stdout lines (cycles, the log notifier)
@@ -107,8 +109,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"monitor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run", parents=[common], help="run the daemon until SIGTERM/SIGINT",
+        description="Run the daemon until SIGTERM/SIGINT: one process on the SQLite database, or, "
+        "with a `cluster:` section, the roles given by --role on Redis and PostgreSQL "
+        "(docs/scaling.md).")
+    run.add_argument("--role", action="append", choices=(*CLUSTER_ROLES, "all"), default=None,
+                     help="with a cluster: section, the role of this process (repeatable; "
+                     "default: all of them)")
+    run.set_defaults(handler=cmd_run)
     for name, handler, text in (
-        ("run", cmd_run, "run the daemon until SIGTERM/SIGINT"),
         ("once", cmd_once, "run one full cycle over all sources, then exit"),
         ("check", cmd_check, "validate the config and print what would run"),
     ):
@@ -464,11 +474,25 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     from monitor.scheduler import Daemon
     from monitor.store import writer_lock
 
+    roles = getattr(args, "role", None)
+    if config.cluster is not None:
+        return _run_roles(config, roles or ["all"])
+    if roles:
+        raise MonitorError("--role needs a cluster: section in the config (redis and database URLs; "
+                         "docs/scaling.md)")
     with writer_lock(config.database):
         # A reloaded config may bring new secrets (headers, passwords) for the log filter.
         # One summary per scheduler tick; quiet sources only with -v (see print_cycle).
         on_cycle = partial(print_cycle, verbose=getattr(args, "verbose", 0), every_source=False)
         _run_loop(Daemon(config, on_cycle, _learn_secrets).run())
+    return EXIT_OK
+
+
+def _run_roles(config: Config, roles: list[str]) -> int:
+    from monitor.cluster.roles import run_roles
+
+    chosen = list(CLUSTER_ROLES) if "all" in roles else list(dict.fromkeys(roles))
+    _run_loop(run_roles(config, chosen))
     return EXIT_OK
 
 

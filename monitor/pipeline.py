@@ -33,7 +33,7 @@ from monitor.models import (
 )
 from monitor.normalize import one_line
 from monitor.rules import MATCH_BUDGET, Document, Matcher
-from monitor.store import FETCH, MATCH, MatchRecord, NewAlert, Store, utcnow
+from monitor.store import FETCH, MATCH, MatchRecord, NewAlert, PollOutcome, Store, utcnow
 from monitor.stories import StoryIndex, body_hash, comparable, is_current_signature, signature
 from spiders.article import PageTarget
 from spiders.base import SourceTarget
@@ -199,8 +199,12 @@ async def send_digests(monitor: Monitor, watchlists: Sequence[str]) -> tuple[lis
         return await bundle_and_deliver(monitor.store, monitor.config, watchlists)
 
 
-async def poll_sources(monitor: Monitor, sources: Sequence[Source], report: CycleReport) -> None:
+async def poll_sources(monitor: Monitor, sources: Sequence[Source],
+                       report: CycleReport) -> list[tuple[Source, PollOutcome]]:
+    """Poll the sources that are not backing off and store what they gave; returns each polled
+    source's new and revised articles (a cluster's crawler hands them on by id)."""
     store = monitor.store
+    polled: list[tuple[Source, PollOutcome]] = []
     # One primary-key lookup per source: nothing here grows with the articles stored.
     health = store.backoff_facts(source.name for source in sources)
     due, waiting = [], []
@@ -230,6 +234,8 @@ async def poll_sources(monitor: Monitor, sources: Sequence[Source], report: Cycl
             revised=len(outcome.revised),
         ))
         report.new_articles += len(outcome.new)
+        polled.append((source, outcome))
+    return polled
 
 
 def backoff_until(source: Source, health: dict | None, cap: int) -> datetime | None:

@@ -368,6 +368,16 @@ class Store:
                                                              [state, *chunk])]
         return found
 
+    def articles_of(self, article_ids: Iterable[int]) -> list[StoredArticle]:
+        """These articles whatever their state, by id: a cluster's matcher of one shard reads an
+        article that another shard's may have marked done already."""
+        ids = list(article_ids)
+        found: list[StoredArticle] = []
+        for chunk in _chunks(ids, 500):
+            found += [_article(row) for row in self.db.query(
+                f"SELECT * FROM articles WHERE id IN ({', '.join('?' * len(chunk))}) ORDER BY id", chunk)]
+        return found
+
     def alerted_watchlists(self, story_id: int) -> set[str]:
         rows = self.db.execute(ALERTED_WATCHLISTS, [story_id])
         return {row[0] for row in rows}

@@ -57,6 +57,35 @@ class DeliveryReport:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A deliverer among several (a cluster): a pass sends only the alerts it claimed with
+    Store.claim_alerts (FOR UPDATE SKIP LOCKED on PostgreSQL), so two deliverers never send one
+    alert. A claim holds `seconds`; a send is started only while it has the longest a send can
+    take (send_max) left, so no other deliverer can take an alert while it is on its way. A
+    deliverer killed mid-send leaves its claim to run out: the next deliverer sends the alert
+    again, with the same id (the idempotency key)."""
+
+    owner: str
+    seconds: float
+    limit: int = 50
+
+    def until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.seconds)
+
+
+# Beyond the retries and the last attempt's timeout, what a send may take (rendering, the loop).
+SEND_SLACK = 5.0
+
+
+def send_max(notifier: Notifier) -> float:
+    """The longest one alert's send to this notifier may take: its retries within a pass and
+    the last attempt's timeout."""
+    smtp = getattr(notifier, "smtp", None)
+    timeout = getattr(smtp, "timeout", None) or getattr(notifier, "timeout", None) or 0.0
+    return notifier.retry_within + float(timeout) + SEND_SLACK
+
+
 @dataclass
 class _Outcome:
     receipt: str | None = None
@@ -64,7 +93,9 @@ class _Outcome:
     attempts: int = 0
 
 
-async def deliver_pending(store: Store, config: Config) -> DeliveryReport:
+async def deliver_pending(store: Store, config: Config, claim: Claim | None = None) -> DeliveryReport:
+    """Send what is due in the outbox: everything pending, or with `claim` what this deliverer
+    could claim."""
     report = DeliveryReport()
     notifiers = {n.name: n for n in config.notifiers}
     now = datetime.now(UTC)
@@ -74,13 +105,16 @@ async def deliver_pending(store: Store, config: Config) -> DeliveryReport:
         if expired:
             report.outcomes[notifier.name, "gave_up"] += expired
     queues: dict[str, list[PendingAlert]] = {}
-    for alert in store.pending_alerts(_iso(now)):
+    ends = None if claim is None else time.monotonic() + claim.seconds
+    due = (store.pending_alerts(_iso(now)) if claim is None else
+           store.claim_alerts(claim.owner, _iso(now), _iso(claim.until(now)), claim.limit))
+    for alert in due:
         if alert.notifier in notifiers:  # else removed from the config: kept for later
             queues.setdefault(alert.notifier, []).append(alert)
     # One queue per notifier, side by side: a receiver that is down and being retried does not
     # hold back the others.
     renderer = Renderer.for_config(config)
-    await asyncio.gather(*(_deliver_queue(store, notifiers[name], alerts, report, renderer)
+    await asyncio.gather(*(_deliver_queue(store, notifiers[name], alerts, report, renderer, ends)
                            for name, alerts in queues.items()))
     counts = store.outbox_counts()
     report.pending = counts.get(PENDING, 0)
@@ -100,14 +134,16 @@ def _give_up_expired(store: Store, notifier: Notifier, now: datetime) -> int:
 
 
 async def _deliver_queue(store: Store, notifier: Notifier, alerts: list[PendingAlert],
-                         report: DeliveryReport, renderer: Renderer) -> None:
+                         report: DeliveryReport, renderer: Renderer, ends: float | None) -> None:
     async with webhook.connections():
-        await _deliver_each(store, notifier, alerts, report, renderer)
+        await _deliver_each(store, notifier, alerts, report, renderer, ends)
 
 
 async def _deliver_each(store: Store, notifier: Notifier, alerts: list[PendingAlert],
-                        report: DeliveryReport, renderer: Renderer) -> None:
+                        report: DeliveryReport, renderer: Renderer, ends: float | None = None) -> None:
     for alert in alerts:
+        if ends is not None and time.monotonic() + send_max(notifier) > ends:
+            return  # the claim could run out mid-send: the rest goes back when it ends
         outcome = await send_with_retries(store, notifier, alert, renderer)
         if outcome.error is None:
             store.mark_sent(alert.id)
