@@ -97,13 +97,14 @@ class StreamGroup:
         when nothing else was found (0: do not wait)."""
         if count < 1:
             raise ValueError(f"read() needs a count of at least 1, not {count}")
+        entries: list[Entry] = []
         if self._own_cursor is not None:
             # Before claiming anything: claimed entries join our own pending list, and must not
             # come back a second time through this pass.
-            own = await self._read_own(count)
-            if own:
-                return own
-        entries = await self._claim(count)
+            entries = await self._read_own(count)
+            if len(entries) == count:
+                return entries
+        entries += await self._claim(count - len(entries))
         if len(entries) < count:
             entries += await self._read_new(count - len(entries), block if not entries else 0)
         return entries
@@ -112,10 +113,9 @@ class StreamGroup:
         response = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: self._own_cursor},
                                                count=count)
         entries = _read_entries(response)
-        if entries:
-            self._own_cursor = entries[-1][0]
-        else:
-            self._own_cursor = None
+        # A short page is the last: the pass is over, and what is pending from now on was given
+        # to this consumer by this process.
+        self._own_cursor = entries[-1][0] if len(entries) == count else None
         return entries
 
     async def _claim(self, count: int) -> list[Entry]:
