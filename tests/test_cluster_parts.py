@@ -49,6 +49,7 @@ def test_a_lease_has_one_holder_and_only_the_holder_renews_it(redis_url: str) ->
         first = Lease(client, "monitor:lease:scheduler", "first", ttl=5)
         second = Lease(client, "monitor:lease:scheduler", "second", ttl=5)
         assert await first.acquire()
+        assert await first.acquire(), "the holder acquiring again keeps (renews) its lease"
         assert not await second.acquire()
         assert not await second.renew()
         assert await first.renew()
@@ -137,6 +138,26 @@ def test_take_waits_for_a_task_pushed_meanwhile(redis_url: str) -> None:
             assert [task.key for task in await taking] == ["late"]
         finally:
             await waiting.aclose()
+    with_redis(redis_url, body)
+
+
+def test_a_consumer_waiting_longer_than_its_ttl_stays_registered_for_recovery(redis_url: str) -> None:
+    async def body(client: Redis) -> None:
+        waiting = Redis.from_url(redis_url)
+        try:
+            crawler = WorkQueue(waiting, "pages", "patient", ttl=0.4)
+            other = WorkQueue(client, "pages", "other")
+            taking = asyncio.create_task(crawler.take(5, timeout=3))
+            for _ in range(15):  # a recoverer keeps looking while the crawler waits 1.5 s
+                assert await other.recover() == 0
+                await asyncio.sleep(0.1)
+            await other.push(items("late"))
+            assert [task.key for task in await taking] == ["late"]
+        finally:
+            await waiting.aclose()
+        await asyncio.sleep(0.6)  # then the crawler dies holding the task
+        assert await other.recover() == 1
+        assert [task.key for task in await other.take(5, timeout=0.1)] == ["late"]
     with_redis(redis_url, body)
 
 

@@ -17,6 +17,7 @@ Keys (the name sits in a hash tag so that a script's keys share one cluster slot
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -128,14 +129,10 @@ class WorkQueue:
         registered before it holds anything recover() would have to find."""
         if limit < 1:
             raise ValueError(f"take() needs a limit of at least 1, not {limit}")
-        await self.heartbeat()
-        processing = self.processing_key(self.consumer)
-        if timeout > 0:
-            first = await self.redis.blmove(self.queue_key, processing, timeout, "LEFT", "RIGHT")
-        else:
-            first = await self.redis.lmove(self.queue_key, processing, "LEFT", "RIGHT")
+        first = await self._take_first(timeout)
         if first is None:
             return []
+        processing = self.processing_key(self.consumer)
         taken = [first]
         while len(taken) < limit:
             raw = await self.redis.lmove(self.queue_key, processing, "LEFT", "RIGHT")
@@ -143,6 +140,22 @@ class WorkQueue:
                 break
             taken.append(raw)
         return [decode_task(raw) for raw in taken]
+
+    async def _take_first(self, timeout: float) -> bytes | str | None:
+        """Wait in slices of at most half a ttl, beating before each: a consumer's heartbeat must
+        not lapse while it waits, or recover() could unregister it just before the task lands in
+        its processing list, where nobody would look for it after a crash."""
+        processing = self.processing_key(self.consumer)
+        deadline = time.monotonic() + timeout
+        while True:
+            await self.heartbeat()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return await self.redis.lmove(self.queue_key, processing, "LEFT", "RIGHT")
+            wait = max(0.01, min(left, self.ttl / 2))
+            first = await self.redis.blmove(self.queue_key, processing, wait, "LEFT", "RIGHT")
+            if first is not None or time.monotonic() >= deadline:
+                return first
 
     async def done(self, tasks: Iterable[Task], forget: bool = False) -> None:
         """Drop finished tasks from the processing list; with `forget`, their keys from the
