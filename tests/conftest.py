@@ -128,3 +128,5 @@ def stop_daemon(daemon: subprocess.Popen[str]) -> int:
     except subprocess.TimeoutExpired:
         daemon.kill()
         raise
+
+from redis_server import redis_session, redis_url  # noqa: E402, F401 (fixtures, registered by import)
