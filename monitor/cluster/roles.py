@@ -32,6 +32,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
+from redis.exceptions import ResponseError
+
 from monitor.alerts.digest import digest_groups, release_catchups, run_digest
 from monitor.alerts.outbox import Claim, deliver_pending, send_max
 from monitor.alerts.trouble import report_source_trouble
@@ -163,6 +165,11 @@ class Scheduler:
         if moved:
             logger.warning("frontier: %d tasks of crawlers that stopped answering went back to the queue",
                            moved)
+        for stream in ("stories", "articles"):
+            # Entries every group has read and acknowledged (a shard's group exists from the
+            # first matcher's start; before that nothing is trimmed).
+            with contextlib.suppress(ResponseError):  # no such stream yet
+                await StreamGroup(self.node.redis, self.node.key(stream), "trim", self.node.name).trim()
         store, config = self.node.store, self.node.config
         release_catchups(store, config)
         report_source_trouble(store, config)
@@ -304,6 +311,11 @@ class MatcherRole:
         self.owned: list[str] = []
 
     async def run(self) -> None:
+        # Every shard's group exists from the first matcher's start, whoever owns it later: the
+        # scheduler trims the streams to what the existing groups still need.
+        await self._group(STORIES, "stories").ensure()
+        for shard in self.shards:
+            await self._group(f"shard-{shard}", "articles").ensure()
         try:
             while not self.node.stopping.is_set():
                 await self.members.beat()
@@ -331,7 +343,6 @@ class MatcherRole:
 
     async def group_stories(self) -> int:
         group = self._group(STORIES, "stories")
-        await group.ensure()
         if not await self.stories_lease.acquire():
             return 0
         try:
@@ -365,7 +376,6 @@ class MatcherRole:
 
     async def match_shard(self, shard: str) -> int:
         group = self._group(f"shard-{shard}", "articles")
-        await group.ensure()
         entries = await group.read(STREAM_BATCH, block=0.01)
         if not entries:
             return 0
