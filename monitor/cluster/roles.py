@@ -115,7 +115,6 @@ class Scheduler:
         self.frontier = node.frontier()
         self.leading = False
         self._housekept = 0.0
-        self._digests: dict[str, float] = {}  # digest group → next run (epoch s)
 
     async def run(self) -> None:
         try:
@@ -176,17 +175,20 @@ class Scheduler:
         prune_daily(store, config.retention)
 
     async def digests(self) -> None:
+        """Each digest group's next run is kept in Redis: a standby that takes over runs a
+        digest whose time came while the schedulers changed hands."""
         from monitor.alerts.digest import next_digest
 
         now = datetime.now(UTC)
+        times = self.node.key("digests")
+        planned = await self.node.redis.hgetall(times)
         for (schedule, timezone), group in digest_groups(self.node.config.watchlists).items():
             key = f"{schedule}|{timezone}"
-            due = self._digests.get(key)
-            if due is None:
-                self._digests[key] = next_digest(schedule, timezone, now).timestamp()
-            elif now.timestamp() >= due:
+            due = planned.get(key)
+            if due is not None and now.timestamp() >= float(due):
                 run_digest(self.node.store, self.node.config, [w.name for w in group])
-                self._digests[key] = next_digest(schedule, timezone, now).timestamp()
+            if due is None or now.timestamp() >= float(due):
+                await self.node.redis.hset(times, key, next_digest(schedule, timezone, now).timestamp())
 
 
 # --- crawler ---------------------------------------------------------------------------------
@@ -442,6 +444,8 @@ async def run_roles(config: Config, roles: Sequence[str]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node.stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: logger.warning(
+        "SIGHUP: a role process does not reload its configuration; restart the roles to change it"))
     workers = [ROLE_CLASSES[role](node) for role in roles]
     logger.info("monitor %s: %s", node.name, ", ".join(roles))
     try:
