@@ -212,10 +212,16 @@ class CrawlerRole:
         await self.crawler.start()
         beat = asyncio.create_task(_every(self.node, self.node.settings.lease / 3, self.frontier.heartbeat))
         try:
+            recovered = time.monotonic()
             while not self.node.stopping.is_set():
                 tasks = await self.frontier.take(CRAWL_BATCH, timeout=1.0)
                 if tasks:
                     await self.work(tasks)
+                elif time.monotonic() - recovered > HOUSEKEEPING:
+                    # Idle: the tasks of a crawler that died go back to the queue also while no
+                    # scheduler is running.
+                    recovered = time.monotonic()
+                    await self.frontier.recover()
         finally:
             beat.cancel()
             await self.crawler.stop_crawls()
