@@ -128,3 +128,6 @@ def stop_daemon(daemon: subprocess.Popen[str]) -> int:
     except subprocess.TimeoutExpired:
         daemon.kill()
         raise
+
+
+from pg_server import postgres_session, postgres_url  # noqa: E402, F401
