@@ -5,7 +5,6 @@ second engine) a new database on a real PostgreSQL server."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,16 +25,6 @@ def entry(n: int, url: str | None = None, guid: str | None = None) -> Entry:
 
 def result(*entries: Entry, etag: str = "e1", source: str = "svt") -> PollResult:
     return PollResult(source=source, status=200, entries=entries, etag=etag)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store on each engine, through Store.connect."""
-    target = (tmp_path / "monitor.db" if request.param == "sqlite"
-              else request.getfixturevalue("postgres_url"))
-    opened = Store.connect(target)
-    yield opened
-    opened.close()
 
 
 def test_new_articles_are_reported_once_also_across_restarts(tmp_path: Path) -> None:
