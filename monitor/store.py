@@ -1168,6 +1168,7 @@ def hot_path_statements() -> dict[str, tuple[str, list]]:
         "alerted_watchlists": (ALERTED_WATCHLISTS, [1]),
         "pending_alerts": (_pending_alerts_sql(False), [PENDING]),
         "pending_alerts due": (_pending_alerts_sql(True), [PENDING, now]),
+        "claim_alerts": (_claim_alerts_sql(False), ["deliverer", now, PENDING, now, now, 10]),
         "save_matches: thread": (THREAD_OF_STORY, [1, "siem"]),
         "immediate_stories_since": (IMMEDIATE_STORIES_SINCE, ["w", now, HELD, BUNDLED]),
         "held_alerts": (_held_alerts_sql(None, False), [HELD, HOLD_DIGEST]),
