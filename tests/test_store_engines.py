@@ -414,5 +414,5 @@ def test_the_hot_path_has_an_index_on_postgresql_too(store: Store) -> None:
     for name, (sql, params) in statements.items():
         plan = "\n".join(row[0] for row in store.db.execute(f"EXPLAIN {sql}", params))
         assert "Seq Scan" not in plan, f"{name}:\n{plan}"
-    unindexed = store.db.execute("EXPLAIN SELECT id FROM articles WHERE title = %s", ["x"])
+    unindexed = store.db.execute("EXPLAIN SELECT id FROM articles WHERE title = ?", ["x"])
     assert "Seq Scan" in "\n".join(row[0] for row in unindexed), "the check itself"
