@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 from sqlite_utils import Database
 
 from monitor.errors import AlreadyRunning, StoreError
 from monitor.language import detect_language
-from monitor.migrations import migrate
+from monitor.migrations import migrate, migrate_postgres
 from monitor.models import Entry, PageResult, PendingAlert, PollResult, StoredArticle
 from monitor.normalize import canonical_url, content_hash, usable_url
+from monitor.postgres import PostgresDatabase, is_postgres_url, without_password
 
 # Article states: waiting for its page text, waiting to be matched, done.
 FETCH, MATCH, DONE = "fetch", "match", "done"
@@ -47,6 +49,8 @@ _PROBLEMS = {
     "SQLITE_CANTOPEN": "the file cannot be opened",
     "SQLITE_PERM": "permission denied",
 }
+# What either engine raises; each becomes a StoreError.
+DATABASE_ERRORS = (sqlite3.Error, psycopg.Error)
 
 
 def utcnow() -> str:
@@ -76,8 +80,12 @@ class MatchRecord:
     snippet: str
 
 
-def store_error(path: Path | str, exc: sqlite3.Error) -> StoreError:
-    """The one place a SQLite failure becomes a StoreError: the file, SQLite's words, and ours."""
+def store_error(path: Path | str, exc: sqlite3.Error | psycopg.Error) -> StoreError:
+    """The one place a database failure becomes a StoreError: the file (or the PostgreSQL URL
+    without its password), the engine's words, and ours."""
+    if isinstance(exc, psycopg.Error):
+        words = str(exc).strip().splitlines()
+        return StoreError(f"{path}: {words[0] if words else type(exc).__name__}")
     name = getattr(exc, "sqlite_errorname", "") or ""
     problem = next((text for code, text in _PROBLEMS.items()
                     if name == code or name.startswith(code + "_")), None)
@@ -89,7 +97,7 @@ def _guarded(method: Callable) -> Callable:
     def call(self: Store, *args: object, **kwargs: object) -> object:
         try:
             result = method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
+        except DATABASE_ERRORS as exc:
             raise store_error(self.path, exc) from exc
         # A lazy query runs its SQL while it is iterated, outside this frame.
         return _guarded_iterator(self.path, result) if inspect.isgenerator(result) else result
@@ -99,13 +107,14 @@ def _guarded(method: Callable) -> Callable:
 def _guarded_iterator(path: Path | str, rows: Iterator) -> Iterator:
     try:
         yield from rows
-    except sqlite3.Error as exc:
+    except DATABASE_ERRORS as exc:
         raise store_error(path, exc) from exc
 
 
 def _sqlite_errors_are_store_errors(cls: type) -> type:
-    """Every public method of the store raises StoreError, never sqlite3.Error: callers handle
-    one exception, and a transaction that failed has been rolled back by then (atomic())."""
+    """Every public method of the store raises StoreError, never sqlite3.Error or psycopg.Error:
+    callers handle one exception, and a transaction that failed has been rolled back by then
+    (atomic())."""
     for name, member in list(vars(cls).items()):
         if inspect.isfunction(member) and not name.startswith("_"):
             setattr(cls, name, _guarded(member))
@@ -184,9 +193,31 @@ def _lock_holder(fd: int) -> str:
 
 @_sqlite_errors_are_store_errors
 class Store:
-    def __init__(self, db: Database, path: Path | str = "database") -> None:
+    def __init__(self, db: Database | PostgresDatabase, path: Path | str = "database") -> None:
         self.db = db
         self.path = path
+        self.postgres = isinstance(db, PostgresDatabase)
+
+    @classmethod
+    def connect(cls, target: Path | str) -> Store:
+        """A `postgresql://` URL opens (and migrates) that PostgreSQL database; anything else
+        is an SQLite file, as Store.open."""
+        if is_postgres_url(target):
+            return cls.open_postgres(str(target))
+        return cls.open(Path(target))
+
+    @classmethod
+    def open_postgres(cls, url: str) -> Store:
+        shown = without_password(url)
+        db = None
+        try:
+            db = PostgresDatabase(url)
+            migrate_postgres(db)
+        except psycopg.Error as exc:
+            if db is not None:
+                db.close()
+            raise store_error(f"cannot open database {shown}", exc) from exc
+        return cls(db, shown)
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -241,7 +272,7 @@ class Store:
         try:
             with self.db.atomic():
                 yield
-        except sqlite3.Error as exc:  # the commit itself, or a statement run outside a method
+        except DATABASE_ERRORS as exc:  # the commit itself, or a statement run outside a method
             raise store_error(self.path, exc) from exc
 
     # --- sources -----------------------------------------------------------------------
@@ -272,18 +303,20 @@ class Store:
         if known is None and self.db.execute(PRUNED_IDENTITY, [url, entry.guid, source]).fetchone():
             return  # deleted by retention long ago: still not new, never alerted again
         if known is None:
-            cursor = self.db.execute(
+            # Another process may insert the same article between the look-up and here: its
+            # row wins, and this one is known (no row back).
+            inserted = self.db.execute(
                 "INSERT INTO articles (source, url, link, guid, title, summary, lang, published,"
                 " first_seen, content_hash, feed_hash, state)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
                 [source, url, entry.url, entry.guid, entry.title, entry.summary,
                  # One judgement per article: a page's text, when one will be fetched, tells
                  # better than a headline and a summary.
                  None if full_text else detect_language(f"{entry.title}\n{entry.summary}"),
                  entry.published, now,
                  feed_hash, feed_hash, FETCH if full_text else MATCH],
-            )
-            outcome.new.append(cursor.lastrowid)
+            ).fetchall()
+            outcome.new += [row[0] for row in inserted]
         elif revisions and known[1] == source and known[2] not in (None, feed_hash) and entry.title:
             self._revise(known[0], entry, feed_hash, full_text, now)
             outcome.revised.append(known[0])
@@ -347,7 +380,10 @@ class Store:
         return facts
 
     def database_size(self) -> int:
-        """Bytes on disk: the database file and its write-ahead log."""
+        """Bytes on disk: the database file and its write-ahead log (on PostgreSQL, the
+        database's size as pg_database_size counts it)."""
+        if self.postgres:
+            return self.db.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         path = Path(self.path)
         return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal"))
                    if p.exists())
@@ -395,10 +431,11 @@ class Store:
                           source: str | None = None) -> Iterator[StoredArticle]:
         """Articles first seen since `since` (of `source`), newest first, that the full-text
         index finds for `fts_query` (an FTS5 query); with None, every article of the window.
-        Candidates only: the matcher decides."""
+        Candidates only: the matcher decides. PostgreSQL has no full-text index here: it
+        ignores `fts_query` and returns every article of the window."""
         sql = "SELECT a.* FROM articles a"
         params: list = []
-        if fts_query is not None:
+        if fts_query is not None and not self.postgres:
             sql += " JOIN articles_fts f ON f.rowid = a.id AND articles_fts MATCH ?"
             params.append(fts_query)
         sql += " WHERE a.first_seen >= ? AND a.duplicate_of IS NULL"
@@ -454,8 +491,8 @@ class Store:
         marks = ", ".join("?" * len(ids))
         now = utcnow()
         self.db.execute(
-            f"INSERT OR IGNORE INTO pruned (url, source, guid, pruned) SELECT url, source, guid, ?"
-            f" FROM articles WHERE id IN ({marks})", [now, *ids])
+            f"INSERT INTO pruned (url, source, guid, pruned) SELECT url, source, guid, ?"
+            f" FROM articles WHERE id IN ({marks}) ON CONFLICT DO NOTHING", [now, *ids])
         stories = [row[0] for row in self.db.execute(
             f"SELECT DISTINCT story_id FROM articles WHERE id IN ({marks}) AND story_id IS NOT NULL",
             ids)]
@@ -474,7 +511,10 @@ class Store:
     def reclaim_space(self) -> int:
         """Give the pages freed by deletions back to the file system; returns how many. A
         database made before incremental vacuum (migration 8's time) is rebuilt once with
-        VACUUM, which needs as much free disk as the database and blocks while it copies."""
+        VACUUM, which needs as much free disk as the database and blocks while it copies.
+        PostgreSQL's autovacuum does this on its own: 0 there."""
+        if self.postgres:
+            return 0
         if self.db.execute("PRAGMA auto_vacuum").fetchone()[0] != _INCREMENTAL:
             self.db.execute("PRAGMA auto_vacuum = INCREMENTAL")
             self.db.execute("VACUUM")
@@ -497,8 +537,8 @@ class Store:
         names = list(watchlists)
         if not names:
             return []
-        params = [*names, since, *(() if source is None else (source,)), limit, offset]
-        return list(self.db.query(_alerted_stories_sql(len(names), source is not None), params))
+        return list(self.db.query(_alerted_stories_sql(len(names), source is not None),
+                                  _alerted_stories_params(names, since, source, limit, offset)))
 
     def story_alerts(self, story_ids: Iterable[int], article_ids: Iterable[int] = ()) -> list[dict]:
         """Every alert (kind 'alert') of these stories, and of these articles that have no story,
@@ -677,8 +717,8 @@ class Store:
         with self.db.atomic():
             for match in matches:
                 self.db.execute(
-                    "INSERT OR IGNORE INTO matches (article_id, watchlist, words, snippet, matched_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO matches (article_id, watchlist, words, snippet, matched_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [article_id, match.watchlist, json.dumps(match.words, ensure_ascii=False),
                      match.snippet, now],
                 )
@@ -686,9 +726,10 @@ class Store:
                 # One alert per (story, watchlist, notifier): a copy or a revision of a story that
                 # already alerted is recorded above as a match, and ignored here.
                 cursor = self.db.execute(
-                    "INSERT OR IGNORE INTO alerts (id, article_id, story_id, watchlist, notifier,"
+                    "INSERT INTO alerts (id, article_id, story_id, watchlist, notifier,"
                     " body, status, created, queued, hold, release_at, thread, retry_at)"
-                    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_NOTIFIER_HOLD})",
+                    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_NOTIFIER_HOLD})"
+                    " ON CONFLICT DO NOTHING",
                     [alert.id, article_id, story_id, alert.watchlist, alert.notifier, alert.body,
                      HELD if alert.hold else PENDING, now, now, alert.hold, alert.release_at,
                      self._thread(story_id, alert.notifier), alert.notifier, now],
@@ -706,8 +747,8 @@ class Store:
         with self.db.atomic():
             if story_id is None:
                 story_id = self.db.execute(
-                    "INSERT INTO stories (uid, created) VALUES (?, ?)", [uuid.uuid4().hex, utcnow()]
-                ).lastrowid
+                    "INSERT INTO stories (uid, created) VALUES (?, ?) RETURNING id",
+                    [uuid.uuid4().hex, utcnow()]).fetchone()[0]
             self.db.execute("UPDATE articles SET story_id = ?, signature = ?, body_hash = ? WHERE id = ?",
                             [story_id, signature, body_hash, article_id])
         return story_id
@@ -758,6 +799,18 @@ class Store:
         rows = self.db.query(_pending_alerts_sql(now is not None), params)
         return [_pending(row) for row in rows]
 
+    def claim_alerts(self, owner: str, now: str, until: str, limit: int) -> list[PendingAlert]:
+        """Take up to `limit` of the oldest pending alerts that are due (no retry_at, or one
+        that has come) and not claimed by a live claim (none, or one that ended before `now`):
+        they are marked claimed by `owner` until `until` and returned oldest first. On
+        PostgreSQL the rows are chosen FOR UPDATE SKIP LOCKED, so deliverers claiming at once
+        get disjoint sets; SQLite has one writer at a time."""
+        with self.db.atomic():
+            rows = list(self.db.query(_claim_alerts_sql(self.postgres),
+                                      [owner, until, PENDING, now, now, limit]))
+        rows.sort(key=lambda row: (row["created"], row["rowid"]))
+        return [_pending({k: v for k, v in row.items() if k != "rowid"}) for row in rows]
+
     def add_message(self, alert: PendingAlert) -> None:
         """A message of its own in the outbox (a digest, a catch-up, a source notice)."""
         now = utcnow()
@@ -778,25 +831,26 @@ class Store:
         with self.db.atomic():
             self.db.execute(
                 "UPDATE alerts SET status = ?, sent_at = ?, attempts = attempts + 1,"
-                " last_error = NULL, retry_at = NULL WHERE id = ?",
+                f" last_error = NULL, retry_at = NULL, {_UNCLAIMED} WHERE id = ?",
                 [SENT, utcnow(), alert_id],
             )
 
     def mark_failed(self, alert_id: str, error: str, owed: Iterable[str] | None = None) -> None:
         """A failed attempt; with `owed`, the attempt reached some recipients and only these
-        are still to be sent the alert (the others must not get it twice)."""
+        are still to be sent the alert (the others must not get it twice). Its claim ends: any
+        deliverer may try it again."""
         with self.db.atomic():
             self.db.execute(
                 "UPDATE alerts SET attempts = attempts + 1, last_error = ?,"
-                " owed = COALESCE(?, owed) WHERE id = ?",
+                f" owed = COALESCE(?, owed), {_UNCLAIMED} WHERE id = ?",
                 [error, None if owed is None else json.dumps(list(owed), ensure_ascii=False),
                  alert_id],
             )
 
     def defer(self, alert_id: str, retry_at: str, backoff: int) -> None:
-        """Leave the alert for a later pass: not tried before `retry_at`."""
+        """Leave the alert for a later pass: not tried before `retry_at` (and no longer claimed)."""
         with self.db.atomic():
-            self.db.execute("UPDATE alerts SET retry_at = ?, backoff = ? WHERE id = ?",
+            self.db.execute(f"UPDATE alerts SET retry_at = ?, backoff = ?, {_UNCLAIMED} WHERE id = ?",
                             [retry_at, backoff, alert_id])
 
     def backoff_of(self, alert_id: str) -> int:
@@ -809,22 +863,23 @@ class Store:
         with self.db.atomic():
             self.db.execute(
                 "INSERT INTO notifier_holds (notifier, retry_at) VALUES (?, ?) ON CONFLICT(notifier)"
-                " DO UPDATE SET retry_at = max(retry_at, excluded.retry_at)", [notifier, retry_at])
+                " DO UPDATE SET retry_at = CASE WHEN excluded.retry_at > notifier_holds.retry_at"
+                " THEN excluded.retry_at ELSE notifier_holds.retry_at END", [notifier, retry_at])
             self.db.execute(
-                "UPDATE alerts SET retry_at = ? WHERE notifier = ? AND status = ?"
+                f"UPDATE alerts SET retry_at = ?, {_UNCLAIMED} WHERE notifier = ? AND status = ?"
                 " AND (retry_at IS NULL OR retry_at < ?)", [retry_at, notifier, PENDING, retry_at])
 
     def give_up(self, alert_id: str, error: str) -> None:
         """No more automatic attempts: the alert is kept as failed, visible and retryable."""
         with self.db.atomic():
-            self.db.execute("UPDATE alerts SET status = ?, last_error = ?, retry_at = NULL"
-                            " WHERE id = ?", [FAILED, error, alert_id])
+            self.db.execute("UPDATE alerts SET status = ?, last_error = ?, retry_at = NULL,"
+                            f" {_UNCLAIMED} WHERE id = ?", [FAILED, error, alert_id])
 
     def give_up_expired(self, notifier: str, queued_before: str, reason: str) -> int:
         """Fail the notifier's pending alerts queued before `queued_before`; returns how many."""
         with self.db.atomic():
             return self.db.execute(
-                "UPDATE alerts SET status = ?, retry_at = NULL,"
+                f"UPDATE alerts SET status = ?, retry_at = NULL, {_UNCLAIMED},"
                 " last_error = ? || COALESCE('; last error: ' || last_error, '')"
                 " WHERE notifier = ? AND status = ? AND queued < ?",
                 [FAILED, reason, notifier, PENDING, queued_before]).rowcount
@@ -832,7 +887,7 @@ class Store:
     def retry_failed(self, alert_ids: Iterable[str] | None = None) -> int:
         """Put failed alerts (these, or all) back in the outbox with a fresh give-up clock."""
         now = utcnow()
-        sql = ("UPDATE alerts SET status = ?, queued = ?, retry_at = NULL, backoff = 0"
+        sql = (f"UPDATE alerts SET status = ?, queued = ?, retry_at = NULL, backoff = 0, {_UNCLAIMED}"
                " WHERE status = ?")
         params: list = [PENDING, now, FAILED]
         if alert_ids is not None:
@@ -1037,14 +1092,32 @@ def _articles_with_ids_sql(count: int) -> str:
 
 
 def _alerted_stories_sql(watchlists: int, of_source: bool) -> str:
-    sql = (f"SELECT {STORY_KEY} AS story_key, a.story_id, a.article_id, a.watchlist,"
-           " min(a.created) AS first_alert FROM alerts a"
-           f" WHERE a.watchlist IN ({', '.join('?' * watchlists)}) AND a.created >= ?"
-           " AND a.kind = 'alert'")
-    if of_source:
-        sql += " AND (SELECT r.source FROM articles r WHERE r.id = a.article_id) = ?"
+    """Each story's first alert among these watchlists' alerts since a time (of a source): an
+    alert of the range with no earlier one of its story in the range (the same second: the
+    first written). Found through the story's alerts, alerts(story_id, notifier), or for an
+    alert without a story, its article's, alerts(article_id, watchlist, notifier)."""
+    def in_range(alias: str) -> str:
+        sql = (f"{alias}.watchlist IN ({', '.join('?' * watchlists)}) AND {alias}.created >= ?"
+               f" AND {alias}.kind = 'alert'")
+        if of_source:
+            sql += f" AND (SELECT r.source FROM articles r WHERE r.id = {alias}.article_id) = ?"
+        return sql
+    earlier = ("SELECT 1 FROM alerts e WHERE {key} AND " + in_range("e")
+               + " AND (e.created < a.created OR (e.created = a.created AND e.rowid < a.rowid))")
+    first_of_story = earlier.format(key="e.story_id = a.story_id")
+    first_of_article = earlier.format(key="e.article_id = a.article_id AND e.story_id IS NULL")
     # Stories that alerted in the same second: the later article first.
-    return sql + " GROUP BY story_key ORDER BY first_alert DESC, a.article_id DESC LIMIT ? OFFSET ?"
+    return (f"SELECT {STORY_KEY} AS story_key, a.story_id, a.article_id, a.watchlist,"
+            f" a.created AS first_alert FROM alerts a WHERE {in_range('a')}"
+            f" AND (a.story_id IS NULL OR NOT EXISTS ({first_of_story}))"
+            f" AND (a.story_id IS NOT NULL OR NOT EXISTS ({first_of_article}))"
+            " ORDER BY first_alert DESC, a.article_id DESC LIMIT ? OFFSET ?")
+
+
+def _alerted_stories_params(names: list[str], since: str, source: str | None, limit: int,
+                            offset: int) -> list:
+    in_range = [*names, since, *(() if source is None else (source,))]
+    return [*in_range, *in_range, *in_range, limit, offset]
 
 
 def web_page_statements() -> dict[str, tuple[str, list]]:
@@ -1052,8 +1125,10 @@ def web_page_statements() -> dict[str, tuple[str, list]]:
     each must be answered from an index (tests/test_web_pages.py checks the plans)."""
     now = utcnow()
     return {
-        "alerted_stories": (_alerted_stories_sql(2, False), ["w", "v", now, 51, 0]),
-        "alerted_stories of a source": (_alerted_stories_sql(1, True), ["w", now, "svt", 51, 0]),
+        "alerted_stories": (_alerted_stories_sql(2, False),
+                            _alerted_stories_params(["w", "v"], now, None, 51, 0)),
+        "alerted_stories of a source": (_alerted_stories_sql(1, True),
+                                        _alerted_stories_params(["w"], now, "svt", 51, 0)),
         "articles_per_day": (ARTICLES_PER_DAY, ["svt", now]),
         "watchlist_alert_times": (WATCHLIST_ALERT_TIMES, ["w", now]),
         "last_alert": (LAST_ALERT, ["w"]),
@@ -1066,6 +1141,15 @@ def _pending_alerts_sql(due_only: bool) -> str:
     if due_only:
         sql += " AND (retry_at IS NULL OR retry_at <= ?)"
     return sql + " ORDER BY created, rowid"
+
+
+def _claim_alerts_sql(skip_locked: bool) -> str:
+    """Claim the oldest due, unclaimed pending alerts (parameters: owner, until, the pending
+    status, now, now, limit). The one clause SQLite lacks, and needs not, is the row lock."""
+    return (f"UPDATE alerts SET claimed_by = ?, claimed_until = ? WHERE id IN (SELECT id FROM alerts"
+            " WHERE status = ? AND (retry_at IS NULL OR retry_at <= ?)"
+            " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY created, rowid LIMIT ?"
+            f"{' FOR UPDATE SKIP LOCKED' if skip_locked else ''}) RETURNING rowid, {_PENDING_COLUMNS}")
 
 
 def _held_alerts_sql(watchlists: list[str] | None, due_only: bool) -> str:
@@ -1094,6 +1178,7 @@ def hot_path_statements() -> dict[str, tuple[str, list]]:
         "alerted_watchlists": (ALERTED_WATCHLISTS, [1]),
         "pending_alerts": (_pending_alerts_sql(False), [PENDING]),
         "pending_alerts due": (_pending_alerts_sql(True), [PENDING, now]),
+        "claim_alerts": (_claim_alerts_sql(False), ["deliverer", now, PENDING, now, now, 10]),
         "save_matches: thread": (THREAD_OF_STORY, [1, "siem"]),
         "immediate_stories_since": (IMMEDIATE_STORIES_SINCE, ["w", now, HELD, BUNDLED]),
         "held_alerts": (_held_alerts_sql(None, False), [HELD, HOLD_DIGEST]),
@@ -1169,6 +1254,9 @@ _EXPORT_COLUMNS = ("a.id, a.source, a.title, a.link, a.url, a.published, a.first
 # A new outbox row's retry_at: the hold on its notifier while it is left alone (parameters: the
 # notifier, now).
 _NOTIFIER_HOLD = "(SELECT retry_at FROM notifier_holds WHERE notifier = ? AND retry_at > ?)"
+
+# Ends an alert's claim (Store.claim_alerts).
+_UNCLAIMED = "claimed_by = NULL, claimed_until = NULL"
 
 _PENDING_COLUMNS = ("id, notifier, watchlist, article_id, body, attempts, owed, kind, story_id,"
                     " thread, created")

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from servers import Mailbox, Receiver, Site, news_site, smtp_server, webhook_receiver
 
+from monitor.store import Store
+
 REPO = Path(__file__).resolve().parent.parent
 WATCH_QUERY = 'kazak* OR tokajev* OR CSTO OR "organisationen för kollektiv säkerhet"'
 WEBHOOK_SECRET = "hemligt-test"
@@ -129,4 +131,21 @@ def stop_daemon(daemon: subprocess.Popen[str]) -> int:
         daemon.kill()
         raise
 
+from pg_server import postgres_session, postgres_url  # noqa: E402, F401
 from redis_server import redis_session, redis_url  # noqa: E402, F401 (fixtures, registered by import)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a fresh store lives, on each engine: an SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "monitor.db"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(store_target: Path | str) -> Iterator[Store]:
+    """A store on each engine, through Store.connect (tests/test_store*.py)."""
+    opened = Store.connect(store_target)
+    yield opened
+    opened.close()

@@ -1,5 +1,6 @@
 """The store decides what is new, keeps fetch state with the articles it produced, and keeps the
-outbox; each test starts from a fresh real SQLite file."""
+outbox; each test starts from a fresh real database: an SQLite file, and (the `store` fixture's
+second engine) a new database on a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -24,11 +25,6 @@ def entry(n: int, url: str | None = None, guid: str | None = None) -> Entry:
 
 def result(*entries: Entry, etag: str = "e1", source: str = "svt") -> PollResult:
     return PollResult(source=source, status=200, entries=entries, etag=etag)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store.open(tmp_path / "monitor.db")
 
 
 def test_new_articles_are_reported_once_also_across_restarts(tmp_path: Path) -> None:
@@ -61,15 +57,14 @@ def test_duplicates_within_one_feed_are_stored_once(store: Store) -> None:
     assert len(store.save_poll_result(result(entry(1), entry(1)), "u", True).new) == 1
 
 
-def test_fetch_state_is_committed_with_the_articles(tmp_path: Path, store: Store) -> None:
+def test_fetch_state_is_committed_with_the_articles(store: Store) -> None:
     store.save_poll_result(result(entry(1), etag="e1"), "u", True)
     # A poll whose articles cannot be written must not move the ETag forward.
     bad = PollResult(source="svt", status=200, entries=(entry(2), "not an entry"), etag="e2")  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
         store.save_poll_result(bad, "u", True)
     assert store.fetch_state("svt") == ("e1", None)
-    with sqlite3.connect(tmp_path / "monitor.db") as db:
-        assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
+    assert store.db.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
 
 
 def test_304_keeps_the_validators_and_errors_count_up(store: Store) -> None:
@@ -119,7 +114,8 @@ def test_feed_only_sources_skip_the_page_fetch(store: Store) -> None:
     assert store.articles_in_state(FETCH) == [] and len(store.articles_in_state(MATCH)) == 1
 
 
-def test_database_uses_wal(tmp_path: Path, store: Store) -> None:
+def test_database_uses_wal(tmp_path: Path) -> None:
+    Store.open(tmp_path / "monitor.db").close()
     with sqlite3.connect(tmp_path / "monitor.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
