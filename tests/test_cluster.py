@@ -223,7 +223,7 @@ def busy_outlet() -> Iterator[BusyOutlet]:
 
 
 def test_killing_one_process_of_each_role_mid_run_loses_nothing_and_sends_nothing_twice(
-    busy_outlet: BusyOutlet, receiver: Receiver, cluster_of: Callable[[dict], Cluster]
+    busy_outlet: BusyOutlet, receiver: Receiver, cluster_of: Callable[[dict], Cluster], postgres_url: str
 ) -> None:
     config = {
         "crawl": {"delay": 0, "timeout": "10s", "concurrency_per_domain": 4},
@@ -242,9 +242,10 @@ def test_killing_one_process_of_each_role_mid_run_loses_nothing_and_sends_nothin
         cluster.start(f"{role}-2", role)
     paths = lambda: set(alerted_paths(receiver))  # noqa: E731
 
-    # The crawler mid-fetch (pages take PAGE_DELAY each), the active scheduler, a matcher when
-    # the first alerts come, a deliverer while they are being sent; each started again.
-    time.sleep(2.5)
+    # A crawler mid-fetch (pages are coming in, each answered after the outlet's delay), the
+    # active scheduler, a matcher when the first alerts come, a deliverer while they are being
+    # sent; each started again.
+    cluster.wait(lambda: _stored_pages(postgres_url) >= 4, "the first pages")
     cluster.kill("crawler-1")
     cluster.kill("scheduler-1")
     cluster.start("crawler-1", "crawler")
@@ -264,3 +265,12 @@ def test_killing_one_process_of_each_role_mid_run_loses_nothing_and_sends_nothin
     # A deliverer killed mid-send may leave one alert that went out without its sent mark: it
     # goes out again with the same Idempotency-Key, which the receiver can recognise.
     assert len(keys) - len(set(keys)) <= 1
+    # The killed crawler held tasks: they went back to the queue, and were done by another.
+    assert any("went back to the queue" in cluster.log(name) for name in cluster.logs)
+
+
+def _stored_pages(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        return connection.execute("SELECT count(*) FROM articles WHERE state != 'fetch'").fetchone()[0]

@@ -160,10 +160,7 @@ class Scheduler:
         """Frontier tasks of dead crawlers back to the queue; catch-ups of ended hours and
         source notices into the outbox (once: only the active scheduler writes them);
         retention once a day."""
-        moved = await self.frontier.recover()
-        if moved:
-            logger.warning("frontier: %d tasks of crawlers that stopped answering went back to the queue",
-                           moved)
+        await recover(self.frontier)
         for stream in ("stories", "articles"):
             # Entries every group has read and acknowledged (a shard's group exists from the
             # first matcher's start; before that nothing is trimmed).
@@ -221,7 +218,7 @@ class CrawlerRole:
                     # Idle: the tasks of a crawler that died go back to the queue also while no
                     # scheduler is running.
                     recovered = time.monotonic()
-                    await self.frontier.recover()
+                    await recover(self.frontier)
         finally:
             beat.cancel()
             await self.crawler.stop_crawls()
@@ -276,6 +273,14 @@ class CrawlerRole:
         store.save_pages(pages)
         await hand_over(self.node, store.articles_with_ids([t.article_id for t in targets], MATCH))
         await self.frontier.done(tasks, forget=True)
+
+
+async def recover(frontier: WorkQueue) -> int:
+    """The tasks of crawlers whose heartbeat ran out back to the queue."""
+    moved = await frontier.recover()
+    if moved:
+        logger.warning("frontier: %d tasks of crawlers that stopped answering went back to the queue", moved)
+    return moved
 
 
 async def hand_over(node: Node, articles: Iterable) -> int:
