@@ -16,6 +16,7 @@ import pytest
 from monitor.errors import StoreError
 from monitor.migrations import MIGRATIONS, POSTGRES_MIGRATIONS
 from monitor.models import Entry, PageResult, PendingAlert, PollResult
+from monitor.postgres import health
 from monitor.store import (
     BUNDLED,
     DONE,
@@ -393,11 +394,15 @@ def test_a_failing_statement_is_a_store_error(store: Store) -> None:
         store.fetch_state("svt")
 
 
-def test_a_refused_connection_names_the_database_without_its_password() -> None:
+def test_a_refused_connection_names_the_database_without_its_password(postgres_url: str) -> None:
+    wrong = "postgresql://postgres:hemligt@127.0.0.1:1/x"
     with pytest.raises(StoreError) as refused:
-        Store.connect("postgresql://postgres:hemligt@127.0.0.1:1/x")
+        Store.connect(wrong)
     assert "hemligt" not in str(refused.value)
     assert "postgresql://postgres@127.0.0.1:1/x" in str(refused.value)
+    problem = health(wrong)
+    assert problem is not None and "hemligt" not in problem and "127.0.0.1:1/x" in problem
+    assert health(postgres_url) is None
 
 
 def test_the_hot_path_has_an_index_on_postgresql_too(store: Store) -> None:
