@@ -70,3 +70,18 @@ class PostgresDatabase:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def health(url: str, timeout: float = 1.0) -> str | None:
+    """None when a writer could use the PostgreSQL database now, else why not (unreachable,
+    refused, or a read-only standby), naming it without its password. For /healthz, as
+    monitor.store.write_test is for an SQLite file."""
+    shown = without_password(url)
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(timeout))) as conn:
+            if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                return f"{shown} is read-only (a standby in recovery)"
+    except psycopg.Error as exc:
+        words = str(exc).strip().splitlines()
+        return f"{shown}: {words[0] if words else type(exc).__name__}"
+    return None

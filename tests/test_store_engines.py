@@ -15,7 +15,10 @@ import pytest
 
 from monitor.errors import StoreError
 from monitor.migrations import MIGRATIONS, POSTGRES_MIGRATIONS
-from monitor.models import Entry, PageResult, PendingAlert, PollResult
+from monitor.models import Entry, PageResult, PendingAlert, PollResult, RetentionSettings
+from monitor.postgres import health
+from monitor.retention import prune
+from monitor.search import search
 from monitor.store import (
     BUNDLED,
     DONE,
@@ -393,11 +396,15 @@ def test_a_failing_statement_is_a_store_error(store: Store) -> None:
         store.fetch_state("svt")
 
 
-def test_a_refused_connection_names_the_database_without_its_password() -> None:
+def test_a_refused_connection_names_the_database_without_its_password(postgres_url: str) -> None:
+    wrong = "postgresql://postgres:hemligt@127.0.0.1:1/x"
     with pytest.raises(StoreError) as refused:
-        Store.connect("postgresql://postgres:hemligt@127.0.0.1:1/x")
+        Store.connect(wrong)
     assert "hemligt" not in str(refused.value)
     assert "postgresql://postgres@127.0.0.1:1/x" in str(refused.value)
+    problem = health(wrong)
+    assert problem is not None and "hemligt" not in problem and "127.0.0.1:1/x" in problem
+    assert health(postgres_url) is None
 
 
 def test_the_hot_path_has_an_index_on_postgresql_too(store: Store) -> None:
@@ -416,3 +423,14 @@ def test_the_hot_path_has_an_index_on_postgresql_too(store: Store) -> None:
         assert "Seq Scan" not in plan, f"{name}:\n{plan}"
     unindexed = store.db.execute("EXPLAIN SELECT id FROM articles WHERE title = ?", ["x"])
     assert "Seq Scan" in "\n".join(row[0] for row in unindexed), "the check itself"
+
+
+def test_the_modules_above_the_store_work_on_either_engine_unchanged(store: Store) -> None:
+    """`monitor search` and retention take the store as it is (no change for PostgreSQL)."""
+    (one, two) = poll(store, entry(1, title="CSTO möts i Astana"), entry(2, title="Väder"))
+    store.save_pages([PageResult(one, "u", text="Kazakstan."), PageResult(two, "u", text="Sol.")])
+    found = [(article.id, sorted(hit.words)) for article, hit in search(store, "CSTO", timedelta(days=1))]
+    assert found == [(one, ["CSTO"])]
+    report = prune(store, RetentionSettings(articles=60), now=datetime.now(UTC) + timedelta(days=1))
+    assert report.articles_deleted == 2 and report.size_after > 0
+    assert poll(store, entry(1)) == []
