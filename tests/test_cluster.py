@@ -94,6 +94,15 @@ def active_scheduler(cluster: Cluster, name: str) -> bool:
     return ": active" in cluster.log(name)
 
 
+def owned_shards(cluster: Cluster, name: str) -> set[str]:
+    """The shards the matcher said last that it owns."""
+    lines = [line for line in cluster.log(name).splitlines() if ": owns shards " in line]
+    if not lines:
+        return set()
+    owned = lines[-1].split(": owns shards ", 1)[1].split(" of ")[0]
+    return set() if owned == "none" else set(owned.split(","))
+
+
 def alert_keys(receiver: Receiver) -> list[str]:
     return [headers.get("Idempotency-Key", "") for headers, _ in receiver.received]
 
@@ -115,6 +124,10 @@ def test_a_cluster_alerts_every_relevant_story_once_and_a_standby_takes_over(
 
     cluster.wait(lambda: set(alerted_paths(receiver)) == RELEVANT, "an alert for every relevant story")
     assert not active_scheduler(cluster, "scheduler-2"), "the standby waited"
+    # The two matchers divided the shards between them, each shard to one, without a restart.
+    first, second = owned_shards(cluster, "matcher-1"), owned_shards(cluster, "matcher-2")
+    assert first and second and not first & second
+    assert first | second == {str(n) for n in range(8)}
 
     cluster.kill("scheduler-1")
     publish(site, "/nyheter/utrikes/csto-ovning.html", "nordposten-4800",
