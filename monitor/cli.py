@@ -24,6 +24,7 @@ from monitor.redact import RedactingFilter, config_secrets, redact
 if TYPE_CHECKING:  # the pipeline pulls in Scrapy and the matcher; the CLI is up before them
     from monitor.alerts.outbox import DeliveryReport
     from monitor.pipeline import CycleReport, SourceReport
+    from monitor.store import Store
 
 # Usage errors (an unknown source or watchlist name, a bad --since) share 2 with argparse's
 # own and with configuration errors: the command was given something it cannot use.
@@ -373,11 +374,10 @@ def _delivery(watchlist: Watchlist) -> str:
 def cmd_sources(config: Config, args: argparse.Namespace) -> int:
     from monitor.pipeline import backoff_until
     from monitor.retention import format_size
-    from monitor.store import Store
 
     if args.test is not None:
         return _test_sources(config, args.test)
-    store = Store.open(config.database)
+    store = open_store(config)
     try:
         health = store.source_health()
         size = store.database_size()
@@ -435,9 +435,25 @@ def _short_time(value: str | None) -> str:
     return value.replace("T", " ")[:19] if value else "never"
 
 
+def open_store(config: Config) -> Store:
+    """The store a command reads: the cluster's PostgreSQL database when the config has a
+    `cluster:` section, else the SQLite file."""
+    from monitor.store import Store
+
+    return Store.connect(config.cluster.database) if config.cluster else Store.open(config.database)
+
+
+def single_process_only(config: Config, command: str, instead: str) -> None:
+    """Refuse a command that writes as the single process does when the config is a cluster's."""
+    if config.cluster is not None:
+        raise MonitorError(f"`monitor {command}` runs on the single-process SQLite store; with a "
+                           f"cluster: section {instead} (docs/scaling.md)")
+
+
 def cmd_once(config: Config, args: argparse.Namespace) -> int:
     from monitor.store import writer_lock
 
+    single_process_only(config, "once", "the roles poll on their schedule: monitor run --role …")
     with writer_lock(config.database):
         return _once(config)
 
@@ -539,13 +555,12 @@ def cmd_discover(config: Config | None, args: argparse.Namespace) -> int:
 def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
     from monitor.querytools import backtest, parse_since, query_for
     from monitor.rules import parse_query
-    from monitor.store import Store
 
     _check_watchlist_name(config, args.query)
     query = query_for(config, args.query)
     parse_query(query)
     start = datetime.now(UTC) - parse_since(args.since)
-    store = Store.open(config.database)
+    store = open_store(config)
     try:
         found, stories = 0, set()
         for article, hit in backtest(store, query, start):
@@ -566,14 +581,13 @@ def cmd_search(config: Config, args: argparse.Namespace) -> int:
     from monitor.querytools import parse_since, query_for
     from monitor.rules import highlight, parse_query
     from monitor.search import search
-    from monitor.store import Store
 
     query = query_for(config, args.query)
     parse_query(query)
     since = parse_since(args.since)
     if args.limit < 1:
         raise MonitorError("--limit: must be at least 1")
-    store = Store.open(config.database)
+    store = open_store(config)
     try:
         found = 0
         for article, hit in search(store, query, since, args.source, args.limit):
@@ -592,10 +606,9 @@ def cmd_search(config: Config, args: argparse.Namespace) -> int:
 def cmd_export(config: Config, args: argparse.Namespace) -> int:
     from monitor.export import export
     from monitor.querytools import parse_since
-    from monitor.store import Store
 
     since = parse_since(args.since)
-    store = Store.open(config.database)
+    store = open_store(config)
     try:
         chunks = export(store, config, args.format, since, args.watchlist)
         if args.output is None:
@@ -624,6 +637,7 @@ def cmd_prune(config: Config, args: argparse.Namespace) -> int:
     from monitor.retention import prune
     from monitor.store import Store, writer_lock
 
+    single_process_only(config, "prune", "the active scheduler prunes once a day")
     if config.retention.text is None and config.retention.articles is None:
         print("nothing to prune: the config sets no retention (retention: {text: 90d, "
               "articles: 365d})")
@@ -655,7 +669,6 @@ def _check_watchlist_name(config: Config, argument: str) -> None:
 
 def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
     from monitor.querytools import parse_since
-    from monitor.store import Store
 
     statuses = sorted(set(args.statuses or ()))
     since = args.since or (None if statuses else "7d")
@@ -665,7 +678,7 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
     filters = {"statuses": statuses, "since": start, "watchlist": args.watchlist,
                "notifier": args.notifier}
     # A read: no writer lock, so it works while the daemon runs.
-    store = Store.open(config.database)
+    store = open_store(config)
     try:
         rows = store.list_alerts(**filters, limit=args.limit)
         counts = store.count_alerts(**filters)
@@ -729,13 +742,13 @@ def alerts_summary(counts: dict[str, int], shown: int, since: str | None) -> str
 
 
 def cmd_alerts_retry(config: Config, args: argparse.Namespace) -> int:
-    from monitor.store import FAILED, Store
+    from monitor.store import FAILED
 
     if args.all_failed == bool(args.ids):
         raise MonitorError("monitor alerts retry: give alert ids or --all-failed (not both)")
     # A short write under the busy timeout; a running daemon picks the alerts up on its next
     # delivery pass, within a minute.
-    store = Store.open(config.database)
+    store = open_store(config)
     try:
         if args.all_failed:
             retried = store.retry_failed()
@@ -762,6 +775,7 @@ def cmd_alerts_retry(config: Config, args: argparse.Namespace) -> int:
 def cmd_digest(config: Config, args: argparse.Namespace) -> int:
     from monitor.store import writer_lock
 
+    single_process_only(config, "digest", "the active scheduler sends digests on their schedule")
     names = _digest_watchlists(config, args.watchlists)
     with writer_lock(config.database):  # never at the same time as `run` or `once`
         return _digest(config, names)

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import REPO, WEBHOOK_SECRET, monitor_config, write_config
+from conftest import REPO, WEBHOOK_SECRET, monitor_config, run_monitor, write_config
 from servers import Receiver, Site, serve
 from test_cycle import RELEVANT, alerted_paths, publish
 
@@ -140,6 +140,10 @@ def test_a_cluster_alerts_every_relevant_story_once_and_a_standby_takes_over(
     time.sleep(3 * 5)  # three more polls of every source: nothing alerts again
     assert sorted(alerted_paths(receiver)) == sorted([*RELEVANT, "/nyheter/utrikes/csto-ovning.html"])
     assert len(set(alert_keys(receiver))) == len(receiver.received), "no alert was sent twice"
+    # The commands that read the store read the cluster's.
+    listed = run_monitor(cluster.config, "alerts", "--limit", "50")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("sent") >= len(RELEVANT) + 1
 
 
 # --- many articles, and a process of each role killed mid-run -------------------------------------

@@ -49,3 +49,14 @@ def test_role_without_a_cluster_section_is_refused_with_what_to_add(tmp_path: Pa
                          timeout=60)
     assert result.returncode == 2
     assert "cluster: section" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["once"], ["prune"], ["digest"]])
+def test_the_single_process_writers_refuse_a_cluster_config(
+    tmp_path: Path, site: Site, command: list[str]
+) -> None:
+    config = monitor_config(site) | {"cluster": GOOD, "retention": {"articles": "30d"}}
+    result = run_monitor(write_config(tmp_path, config), *command, timeout=60)
+    assert result.returncode == 2
+    assert "single-process SQLite store" in result.stderr
+    assert not (tmp_path / "monitor.db").exists()
