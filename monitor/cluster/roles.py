@@ -213,7 +213,7 @@ class CrawlerRole:
             while not self.node.stopping.is_set():
                 tasks = await self.frontier.take(CRAWL_BATCH, timeout=1.0)
                 if tasks:
-                    await self.work(tasks)
+                    await self.attempt(tasks)
                 elif time.monotonic() - recovered > HOUSEKEEPING:
                     # Idle: the tasks of a crawler that died go back to the queue also while no
                     # scheduler is running.
@@ -223,6 +223,17 @@ class CrawlerRole:
             beat.cancel()
             await self.crawler.stop_crawls()
             await self.crawler.close()
+
+    async def attempt(self, tasks: list[Task]) -> None:
+        """Work on these tasks; a failure (the store unreachable, a fault of ours) puts them
+        back in the queue for any crawler to try again, and this one goes on."""
+        try:
+            await self.work(tasks)
+        except Exception:
+            logger.exception("crawler: %d tasks failed; they go back to the queue", len(tasks))
+            await self.frontier.done(tasks, forget=True)
+            await self.frontier.push((task.key, task.payload) for task in tasks)
+            await self.node.sleep(1.0)
 
     async def work(self, tasks: list[Task]) -> None:
         polls = [t for t in tasks if t.payload.get("kind") == "poll"]
@@ -333,20 +344,32 @@ class MatcherRole:
             while not self.node.stopping.is_set():
                 await self.members.beat()
                 alive = await self.members.alive()
-                busy = 0
-                if owner(STORIES, alive) == self.node.name:
-                    busy += await self.group_stories()
-                mine = owned(self.node.name, self.shards, alive)
-                if mine != self.owned:
-                    logger.info("matcher %s: owns shards %s of %d", self.node.name,
-                                ",".join(mine) or "none", len(self.shards))
-                    self.owned = mine
-                for shard in mine:
-                    busy += await self.match_shard(shard)
+                try:
+                    busy = await self.step(alive)
+                except Exception:
+                    # What was read and not acknowledged is read again (by this matcher after
+                    # claim_idle, or by another): nothing is lost, and the matcher goes on.
+                    logger.exception("matcher: a step failed; its entries are read again")
+                    busy = 0
                 if not busy:
                     await self.node.sleep(IDLE)
         finally:
             await self.members.leave()
+
+    async def step(self, alive: list[str]) -> int:
+        """Group new articles into stories (when this matcher owns that), then match a batch
+        of each owned shard; returns the entries handled."""
+        busy = 0
+        if owner(STORIES, alive) == self.node.name:
+            busy += await self.group_stories()
+        mine = owned(self.node.name, self.shards, alive)
+        if mine != self.owned:
+            logger.info("matcher %s: owns shards %s of %d", self.node.name, ",".join(mine) or "none",
+                        len(self.shards))
+            self.owned = mine
+        for shard in mine:
+            busy += await self.match_shard(shard)
+        return busy
 
     def _group(self, name: str, stream: str) -> StreamGroup:
         if name not in self.groups:
