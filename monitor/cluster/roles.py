@@ -342,10 +342,9 @@ class MatcherRole:
             await self._group(f"shard-{shard}", "articles").ensure()
         try:
             while not self.node.stopping.is_set():
-                await self.members.beat()
-                alive = await self.members.alive()
                 try:
-                    busy = await self.step(alive)
+                    await self.members.beat()
+                    busy = await self.step(await self.members.alive())
                 except Exception:
                     # What was read and not acknowledged is read again (by this matcher after
                     # claim_idle, or by another): nothing is lost, and the matcher goes on.
