@@ -343,7 +343,13 @@ def _run_loop(coroutine: Coroutine[Any, Any, _Result]) -> _Result:
 
 def cmd_check(config: Config, args: argparse.Namespace) -> int:
     print(f"config {config.path}: ok")
-    print(f"database: {config.database}")
+    if config.cluster is None:
+        print(f"database: {config.database}")
+    else:
+        cluster = config.cluster
+        print(f"cluster: redis {redact(cluster.redis, _REDACTION.secrets)}, database "
+              f"{redact(cluster.database, _REDACTION.secrets)}, {cluster.shards} watchlist shards, "
+              f"lease {_duration(cluster.lease)} (monitor run --role …; docs/scaling.md)")
     print(f"sources ({len(config.sources)}):")
     for s in config.sources:
         text = "full text" if s.full_text else "feed only"

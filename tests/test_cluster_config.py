@@ -60,3 +60,12 @@ def test_the_single_process_writers_refuse_a_cluster_config(
     assert result.returncode == 2
     assert "single-process SQLite store" in result.stderr
     assert not (tmp_path / "monitor.db").exists()
+
+
+def test_check_shows_the_cluster_without_its_passwords(tmp_path: Path, site: Site) -> None:
+    section = {"redis": "redis://:hemligt@127.0.0.1:6379/0",
+               "database": "postgresql://monitor:hemligt@127.0.0.1/monitor"}
+    result = run_monitor(write_config(tmp_path, monitor_config(site) | {"cluster": section}), "check")
+    assert result.returncode == 0, result.stderr
+    assert "cluster: redis redis://" in result.stdout and "16 watchlist shards" in result.stdout
+    assert "hemligt" not in result.stdout
