@@ -45,6 +45,15 @@ class Cluster:
         self.processes[name] = process
         return process
 
+    def start_all(self) -> None:
+        """scheduler-1 (once it leads), its standby scheduler-2, and two of each other role."""
+        self.start("scheduler-1", "scheduler")
+        self.wait(lambda: active_scheduler(self, "scheduler-1"), "the first scheduler to lead")
+        self.start("scheduler-2", "scheduler")
+        for role in ("crawler", "matcher", "deliverer"):
+            self.start(f"{role}-1", role)
+            self.start(f"{role}-2", role)
+
     def kill(self, name: str) -> None:
         process = self.processes[name]
         process.send_signal(signal.SIGKILL)
@@ -115,12 +124,7 @@ def test_a_cluster_alerts_every_relevant_story_once_and_a_standby_takes_over(
     for source in config["sources"]:
         source["interval"] = "5s"
     cluster = cluster_of(config)
-    cluster.start("scheduler-1", "scheduler")
-    cluster.wait(lambda: active_scheduler(cluster, "scheduler-1"), "the first scheduler to lead")
-    cluster.start("scheduler-2", "scheduler")
-    for role in ("crawler", "matcher", "deliverer"):
-        cluster.start(f"{role}-1", role)
-        cluster.start(f"{role}-2", role)
+    cluster.start_all()
 
     cluster.wait(lambda: set(alerted_paths(receiver)) == RELEVANT, "an alert for every relevant story")
     assert not active_scheduler(cluster, "scheduler-2"), "the standby waited"
@@ -251,12 +255,7 @@ def test_killing_one_process_of_each_role_mid_run_loses_nothing_and_sends_nothin
     }
     relevant = busy_outlet.relevant()
     cluster = cluster_of(config)
-    cluster.start("scheduler-1", "scheduler")
-    cluster.wait(lambda: active_scheduler(cluster, "scheduler-1"), "the first scheduler to lead")
-    cluster.start("scheduler-2", "scheduler")
-    for role in ("crawler", "matcher", "deliverer"):
-        cluster.start(f"{role}-1", role)
-        cluster.start(f"{role}-2", role)
+    cluster.start_all()
     paths = lambda: set(alerted_paths(receiver))  # noqa: E731
 
     # A crawler mid-fetch (pages are coming in, each answered after the outlet's delay), the
