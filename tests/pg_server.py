@@ -18,7 +18,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-BINARIES = Path("/usr/lib/postgresql/15/bin")
+# Debian's server binaries, of whichever major version is installed (the newest if several).
+BINARIES = max(Path("/usr/lib/postgresql").glob("*/bin"),
+               key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0,
+               default=Path("/usr/lib/postgresql/15/bin"))
 _databases = itertools.count(1)
 
 
@@ -28,7 +31,7 @@ def _binary(name: str) -> str:
         found = shutil.which(name)
         if found is None:
             pytest.fail(f"PostgreSQL's {name} is missing: install the Debian package postgresql "
-                        f"(postgresql-15 gives {BINARIES})")
+                        "(it puts the server's programs in /usr/lib/postgresql/VERSION/bin)")
         return found
     return str(path)
 
