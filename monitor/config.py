@@ -56,6 +56,7 @@ LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
 REDIS_SCHEMES = ("redis", "rediss")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 MAX_SHARDS = 1024
+MAX_EXTRACT_WORKERS = 256
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"(\d+)\s*([smhd])")
@@ -649,9 +650,22 @@ def _crawl_settings(s: _Section, cache_dir: Path) -> CrawlSettings:
         cache_dir=cache_dir if s.take("page_cache", bool, True) else None,
         allow_private=s.take("allow_private", bool, False),
         hosts=_hosts(s),
+        extract_workers=_extract_workers(s),
+        extract_timeout=_duration(s, "extract_timeout", 30, minimum=1),
     )
     s.done()
     return settings
+
+
+def _extract_workers(s: _Section) -> int | None:
+    """crawl.extract_workers: "auto" (one per usable core), or a number; 0 extracts in the
+    crawler's own process."""
+    value = s.take("extract_workers", (int, str), "auto")
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_EXTRACT_WORKERS:
+        raise s.error("extract_workers", f'expected "auto" or 0 to {MAX_EXTRACT_WORKERS}, got {value!r}')
+    return value
 
 
 def _hosts(s: _Section) -> tuple[tuple[str, tuple[str, ...]], ...]:

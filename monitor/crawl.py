@@ -110,7 +110,7 @@ class Crawler:
         self.stopped = False
         self._abandoned = asyncio.Event()
         # Article pages are extracted on every core; the workers start with the first poll.
-        self.extraction = ExtractionPool()
+        self.extraction = ExtractionPool(crawl.extract_workers, crawl.extract_timeout)
         self.configure(crawl, sources)
 
     def configure(self, crawl: CrawlSettings, sources: Sequence[Source]) -> None:
@@ -274,7 +274,7 @@ class LiveCrawler:
         self._batches: dict[int, _Batch] = {}
         self._ids = itertools.count(1)
         self._crawl_settings = crawl
-        self.extraction = ExtractionPool()  # see Crawler
+        self.extraction = ExtractionPool(crawl.extract_workers, crawl.extract_timeout)  # see Crawler
         from scrapy.crawler import AsyncCrawlerRunner
 
         self._runner = AsyncCrawlerRunner(live_settings(crawl, sources))

@@ -161,6 +161,10 @@ class CrawlSettings:
     allow_private: bool = False
     # Fixed addresses for host names, like /etc/hosts: ((name, (address, …)), …)
     hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Processes that extract article pages (None: one per usable core; 0: in the crawler's own
+    # process), and how long one page may take there before it fails alone.
+    extract_workers: int | None = None
+    extract_timeout: int = 30
 
 
 @dataclass(frozen=True)

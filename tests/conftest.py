@@ -58,7 +58,9 @@ def monitor_config(
         })
     return {
         "database": "monitor.db",
-        "crawl": {"delay": 0, "timeout": "10s"},
+        # Pages are extracted in the monitor's own process: a pool of workers per run would
+        # cost the suite seconds of start-up each (tests/test_extract_pool.py tests the pool).
+        "crawl": {"delay": 0, "timeout": "10s", "extract_workers": 0},
         "sources": [
             {"name": Path(feed).stem.split(".")[0], "type": "feed", "url": site.url(feed),
              "interval": "10m", "full_text": full_text}

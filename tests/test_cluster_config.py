@@ -69,3 +69,4 @@ def test_check_shows_the_cluster_without_its_passwords(tmp_path: Path, site: Sit
     assert result.returncode == 0, result.stderr
     assert "cluster: redis redis://" in result.stdout and "16 watchlist shards" in result.stdout
     assert "hemligt" not in result.stdout
+

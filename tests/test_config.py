@@ -232,3 +232,17 @@ def test_an_apprise_url_apprise_does_not_know_is_refused_without_quoting_it(tmp_
     message = error_for(tmp_path, text)
     assert message.startswith("notifiers[1].urls[0]: not an Apprise URL")
     assert "hemlig-token-123" not in message
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", None), ("0", 0), ("3", 3)])
+def test_extract_workers_is_auto_or_a_count(tmp_path: Path, value: str, expected: int | None) -> None:
+    config = load_config(write(tmp_path, VALID + f"crawl: {{extract_workers: {value}}}\n"),
+                         environ={"WEBHOOK_SECRET": "x"})
+    assert config.crawl.extract_workers == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "many", "true", "1000"])
+def test_a_bad_extract_workers_names_its_key(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"crawl\.extract_workers"):
+        load_config(write(tmp_path, VALID + f"crawl: {{extract_workers: {value}}}\n"),
+                    environ={"WEBHOOK_SECRET": "x"})
