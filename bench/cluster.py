@@ -9,8 +9,9 @@ and an emptied Redis, three phases, each timed by polling PostgreSQL every 0.1 s
 - crawl: one scheduler and n crawlers; stored_per_s = articles stored (page fetched and
   extracted, or failed) / the time from the first stored to the last.
 - match: n matchers start on the stories stream the crawl filled; matched_per_s = articles
-  matched / the time from the first matched to the last (story grouping included: one matcher
-  groups, all match their shards).
+  matched by every shard (read and acknowledged by every shard's consumer group, from XINFO
+  GROUPS) / the time from the first to the last (story grouping included: one matcher groups,
+  each matches the shards it owns).
 - deliver: n deliverers on the outbox the match filled (at most --deliver alerts are left
   pending, the rest are marked sent beforehand); sent_per_s likewise.
 Rates per process = the n = 1 figures. Process start-up is outside every window. The sizing
@@ -90,32 +91,61 @@ class Roles:
                 process.kill()
 
 
-def window(count: Callable[[], int], total: int, what: str) -> float:
-    """Items per second from the first item counted to the last (polled every POLL s)."""
+def window(count: Callable[[], int], finished: Callable[[int], bool], what: str) -> float:
+    """Items per second from the first item counted to the last (polled every POLL s), until
+    `finished` says the count is complete."""
     started = time.monotonic()
-    first = last = None
-    seen = 0
-    while seen < total:
+    first: tuple[float, int] | None = None
+    while True:
         if time.monotonic() - started > PHASE_TIMEOUT:
-            sys.exit(f"{what}: only {seen} of {total} after {PHASE_TIMEOUT:.0f} s")
+            sys.exit(f"{what}: not done after {PHASE_TIMEOUT:.0f} s")
         seen = count()
         now = time.monotonic()
         if seen and first is None:
             first = (now, seen)
-        if seen >= total:
-            last = now
+        if first is not None and finished(seen):
+            break
         time.sleep(POLL)
-    assert first is not None and last is not None
-    if last - first[0] < POLL:
+    if now - first[0] < POLL:
         return float("inf")
-    return (total - first[1]) / (last - first[0])
+    return (seen - first[1]) / (now - first[0])
+
+
+class Streams:
+    """The matchers' progress, read from the streams' consumer groups (Redis 7's XINFO)."""
+
+    def __init__(self, redis_url: str, prefix: str = "monitor:") -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.prefix = prefix
+
+    def groups(self, stream: str) -> list[dict]:
+        try:
+            return self.redis.xinfo_groups(self.prefix + stream)
+        except Exception:  # no such stream yet
+            return []
+
+    def matched(self) -> int:
+        """Articles every shard's group has read and acknowledged."""
+        shards = [g for g in self.groups("articles") if g["name"].startswith("shard-")]
+        return min((g["entries-read"] or 0) - g["pending"] for g in shards) if shards else 0
+
+    def settled(self) -> bool:
+        """Every group of both streams has read everything and acknowledged it."""
+        groups = self.groups("stories") + self.groups("articles")
+        return bool(groups) and all(g["lag"] == 0 and g["pending"] == 0 for g in groups)
 
 
 def scalar(url: str, sql: str, params: tuple = ()) -> int:
+    """One number; 0 before the roles have made the tables."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as connection:
-        return connection.execute(sql, params).fetchone()[0]
+        try:
+            return connection.execute(sql, params).fetchone()[0]
+        except psycopg.errors.UndefinedTable:
+            return 0
 
 
 def execute(url: str, sql: str, params: tuple = ()) -> None:
@@ -154,11 +184,11 @@ def run(n: int, site: local_outlet.Outlet, hook_url: str, queries: dict[str, str
             for _ in range(n):
                 roles.start("crawler")
             stored = window(lambda: scalar(database, "SELECT count(*) FROM articles WHERE state != 'fetch'"),
-                            total, "crawl")
+                            lambda seen: seen >= total, "crawl")
             for _ in range(n):
                 roles.start("matcher")
-            matched = window(lambda: scalar(database, "SELECT count(*) FROM articles WHERE state = 'done'"),
-                             total, "match")
+            streams = Streams(redis_url)
+            matched = window(streams.matched, lambda _: streams.settled(), "match")
             alerts = scalar(database, "SELECT count(*) FROM alerts WHERE status = 'pending'")
             keep = min(alerts, deliver)
             # Only `keep` alerts are left to send: the receiver's pace is not what is measured.
@@ -167,7 +197,7 @@ def run(n: int, site: local_outlet.Outlet, hook_url: str, queries: dict[str, str
             for _ in range(n):
                 roles.start("deliverer")
             sent = window(lambda: scalar(database, "SELECT count(*) FROM alerts WHERE status = 'sent'")
-                          - (alerts - keep), keep, "deliver") if keep else 0.0
+                          - (alerts - keep), lambda seen: seen >= keep, "deliver") if keep else 0.0
         finally:
             roles.stop()
     rates = Rates(n, stored, matched, sent)
@@ -210,7 +240,10 @@ def main() -> None:
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cluster-bench-")))
         redis_url = stack.enter_context(redis_server(folder / "redis"))
-        postgres_url = stack.enter_context(postgres_server(folder / "postgres"))
+        # Beside it, not in it: the postgres user must reach its folder (mkdtemp's are root's).
+        server_folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="monitor-pg-")))
+        server_folder.chmod(0o755)
+        postgres_url = stack.enter_context(postgres_server(server_folder / "server"))
         site = stack.enter_context(local_outlet.serve(args.articles, args.hosts, args.seed))
         hook = stack.enter_context(webhook())
         print(f"{args.articles} article pages on {args.hosts} hosts, {args.watchlists} watchlists → webhook; "

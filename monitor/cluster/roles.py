@@ -315,7 +315,9 @@ async def hand_over(node: Node, articles: Iterable) -> int:
 class MatcherRole:
     """Owns shards of the watchlists by rendezvous hash over the live matchers (Redis
     heartbeats); each shard is a consumer group of the `articles` stream, so each article is
-    matched once per shard whichever matcher owns it. The owner of the STORIES pseudo-shard
+    matched for every shard whichever matcher owns it, and acknowledged in a shard's group once
+    that shard's matches are stored. A matcher matches the articles of all the shards it owns
+    at once, against their watchlists compiled together. The owner of the STORIES pseudo-shard
     groups new articles into stories first (under a Redis lease, so two never do it at once)."""
 
     def __init__(self, node: Node) -> None:
@@ -327,7 +329,9 @@ class MatcherRole:
         self.watchlists: dict[str, list] = {shard: [] for shard in self.shards}
         for watchlist in node.config.watchlists:
             self.watchlists[str(shard_of(watchlist.name, settings.shards))].append(watchlist)
-        self.matchers: dict[str, Monitor] = {}  # shard → its compiled watchlists
+        # The watchlists of the shards this matcher owns, compiled together: each article it
+        # reads is matched once for all of them. Rebuilt when the owned shards change.
+        self.compiled: tuple[tuple[str, ...], Monitor] | None = None
         self.groups: dict[str, StreamGroup] = {}
         self.stories_lease = Lease(node.redis, node.key("stories-lock"), node.name, ttl=settings.lease)
         self.stories: RecentStories | None = None
@@ -366,9 +370,7 @@ class MatcherRole:
             logger.info("matcher %s: owns shards %s of %d", self.node.name, ",".join(mine) or "none",
                         len(self.shards))
             self.owned = mine
-        for shard in mine:
-            busy += await self.match_shard(shard)
-        return busy
+        return busy + await self.match_owned(mine)
 
     def _group(self, name: str, stream: str) -> StreamGroup:
         if name not in self.groups:
@@ -409,26 +411,32 @@ class MatcherRole:
             self.stories = await asyncio.to_thread(RecentStories, self.node.store)
             self.stories_generation = current
 
-    async def match_shard(self, shard: str) -> int:
-        group = self._group(f"shard-{shard}", "articles")
-        entries = await group.read(STREAM_BATCH, block=0.01)
-        if not entries:
+    async def match_owned(self, shards: list[str]) -> int:
+        """A batch from each owned shard's group, matched once against the watchlists of all
+        owned shards (the groups move in step, so a batch is mostly the same articles), then
+        acknowledged. An article read from one group only is matched for the others too: they
+        store nothing twice when their own entry of it comes (the store's unique keys)."""
+        batches = {shard: await self._group(f"shard-{shard}", "articles").read(STREAM_BATCH, block=0.01)
+                   for shard in shards}
+        if not any(batches.values()):
             return 0
-        monitor = await self._shard_monitor(shard)
-        ids = [int(fields["article"]) for _, fields in entries if fields.get("article", "").isdigit()]
+        ids = sorted({int(fields["article"]) for entries in batches.values() for _, fields in entries
+                      if fields.get("article", "").isdigit()})
+        monitor = await self._compiled(tuple(shards))
         if monitor.config.watchlists:
-            articles = self.node.store.articles_of(ids)
-            await match_waiting(monitor, articles, CycleReport())
-        await group.ack(entry for entry, _ in entries)
-        return len(entries)
+            await match_waiting(monitor, self.node.store.articles_of(ids), CycleReport())
+        for shard, entries in batches.items():
+            await self._group(f"shard-{shard}", "articles").ack(entry for entry, _ in entries)
+        return sum(len(entries) for entries in batches.values())
 
-    async def _shard_monitor(self, shard: str) -> Monitor:
-        if shard not in self.matchers:
-            watchlists = self.watchlists[shard]
+    async def _compiled(self, shards: tuple[str, ...]) -> Monitor:
+        if self.compiled is None or self.compiled[0] != shards:
+            self.compiled = None  # the old one's memory goes before the new one is built
+            watchlists = tuple(w for shard in shards for w in self.watchlists[shard])
             matcher = await asyncio.to_thread(Matcher, {w.name: w.query for w in watchlists})
-            self.matchers[shard] = self.node.monitor(
-                matcher, config=replace(self.node.config, watchlists=tuple(watchlists)))
-        return self.matchers[shard]
+            self.compiled = (shards, self.node.monitor(matcher, config=replace(self.node.config,
+                                                                               watchlists=watchlists)))
+        return self.compiled[1]
 
 
 # --- deliverer -------------------------------------------------------------------------------
