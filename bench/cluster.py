@@ -14,6 +14,8 @@ and an emptied Redis, three phases, each timed by polling PostgreSQL every 0.1 s
   each matches the shards it owns).
 - deliver: n deliverers on the outbox the match filled (at most --deliver alerts are left
   pending, the rest are marked sent beforehand); sent_per_s likewise.
+Then matching alone, in this process (bench/match.py's Matcher over its generated
+articles), at --watchlists and at 100,000 (the fixed-hit-rate mix), for the sizing model.
 Rates per process = the n = 1 figures. Process start-up is outside every window. The n
 crawlers share this machine's cores: each has cores / n extraction workers. The sizing
 model (docs/scaling.md) is evaluated with the measured per-process rates and printed beside
@@ -66,6 +68,16 @@ class Rates:
     stored_per_s: float
     matched_per_s: float
     sent_per_s: float
+    hits_per_article: float  # matches stored per article (the store's share of matching)
+
+
+@dataclass
+class Pure:
+    """Matching alone, in this process (bench/match.py's articles): articles/s, hits/article."""
+
+    watchlists: int
+    per_s: float
+    hits: float
 
 
 class Roles:
@@ -194,6 +206,7 @@ def run(n: int, site: local_outlet.Outlet, hook_url: str, queries: dict[str, str
                 roles.start("matcher")
             streams = Streams(redis_url)
             matched = window(streams.matched, lambda _: streams.settled(), "match")
+            hits = scalar(database, "SELECT count(*) FROM matches") / total
             alerts = scalar(database, "SELECT count(*) FROM alerts WHERE status = 'pending'")
             keep = min(alerts, deliver)
             # Only `keep` alerts are left to send: the receiver's pace is not what is measured.
@@ -205,30 +218,47 @@ def run(n: int, site: local_outlet.Outlet, hook_url: str, queries: dict[str, str
                           - (alerts - keep), lambda seen: seen >= keep, "deliver") if keep else 0.0
         finally:
             roles.stop()
-    rates = Rates(n, stored, matched, sent)
+    rates = Rates(n, stored, matched, sent, hits)
     print(f"  {n} of each: stored {stored:7.1f}/s  matched {matched:8.1f}/s  sent {sent:7.1f}/s "
-          f"({total} articles, {keep} alerts delivered)", flush=True)
+          f"({total} articles, {hits:.1f} matches each, {keep} alerts delivered)", flush=True)
     return rates
 
 
-def sizing(one: Rates, watchlists_measured: int) -> list[str]:
-    """docs/scaling.md's model with this machine's per-process rates."""
+def pure_matching(queries: dict[str, str], vocab: match.Vocabulary, seed: int, articles: int) -> Pure:
+    from monitor.rules import Matcher
+
+    writer = match.ArticleWriter(vocab, random.Random(seed + 1))
+    docs = [writer.article(n) for n in range(articles)]
+    matcher = Matcher(queries)
+    per_s, results = match.rate(matcher.match, docs)
+    return Pure(len(queries), per_s, sum(len(found) for found in results) / len(docs))
+
+
+def sizing(one: Rates, small: Pure, large: Pure) -> list[str]:
+    """docs/scaling.md's model with this machine's per-process rates.
+
+    A matcher's time per article is its matching (pure, measured at both sizes) and the
+    store's work for the article (the rest of the measured time), which grows with its matches:
+    scaled by the ratio of matches per article, an upper bound (an article without matches
+    still costs its reads and its done mark)."""
     polls = SOURCES / INTERVAL
     articles = polls * NEW_PER_POLL
-    pages = articles * FULL_TEXT_SHARE
-    crawlers = math.ceil(pages / one.stored_per_s) if one.stored_per_s else 0
-    # Matching cost grows with the watchlists per article (bench/match.py: about linear in
-    # the hits, far below linear in the watchlists); scaled linearly here, which overstates it.
-    match_rate_100k = one.matched_per_s * watchlists_measured / WATCHLISTS
-    matchers = math.ceil(articles / match_rate_100k) if match_rate_100k else 0
+    tasks = polls * (1 + NEW_PER_POLL * FULL_TEXT_SHARE)
+    crawlers = math.ceil(tasks / one.stored_per_s)
+    store = max(1 / one.matched_per_s - 1 / small.per_s, 0.0)
+    per_article = 1 / large.per_s + store * max(large.hits / max(one.hits_per_article, 0.1), 1.0)
+    matchers = math.ceil(articles * per_article)
     return [
-        f"sizing model: {SOURCES:,} sources every {INTERVAL // 60} min = {polls:.1f} polls/s, "
-        f"{NEW_PER_POLL:g} new articles a poll = {articles:.1f} articles/s, "
-        f"{FULL_TEXT_SHARE:.0%} full text = {pages:.1f} pages/s",
-        f"  crawlers  = ceil({pages:.1f} / {one.stored_per_s:.1f}) = {crawlers}  (+1 spare)",
-        f"  matchers  = ceil({articles:.1f} / ({one.matched_per_s:.1f} × {watchlists_measured:,} / "
-        f"{WATCHLISTS:,})) = {matchers}  (linear in watchlists: an upper bound; +1 spare)",
-        f"  deliverers: 1 sends {one.sent_per_s:.1f} alerts/s; 2 for availability",
+        f"sizing model: {SOURCES:,} sources every {INTERVAL // 60} min = {polls:.1f} polls/s; "
+        f"{NEW_PER_POLL:g} new articles a poll = {articles:.1f} articles/s; "
+        f"{FULL_TEXT_SHARE:.0%} full text = {tasks:.1f} frontier tasks/s (a poll, a page per article)",
+        f"  crawlers  = ceil({tasks:.1f} / {one.stored_per_s:.1f}) = {crawlers}  (+1 spare; a crawler's "
+        "rate here is pages, the heavier task)",
+        f"  matcher at {large.watchlists:,} watchlists: {1000 / large.per_s:.2f} ms matching "
+        f"+ {1000 * store:.2f} ms store × {large.hits:.1f}/{one.hits_per_article:.1f} matches "
+        f"= {1000 * per_article:.1f} ms an article",
+        f"  matchers  = ceil({articles:.1f} × {per_article:.4f}) = {matchers}  (+1 spare)",
+        f"  deliverers: 1 sends {one.sent_per_s:.1f} alerts/s to a local webhook; 2 for availability",
     ]
 
 
@@ -239,6 +269,8 @@ def main() -> None:
     parser.add_argument("--watchlists", type=int, default=1000)
     parser.add_argument("--deliver", type=int, default=300)
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--pure-articles", type=int, default=300,
+                        help="articles for the matching-alone figures of the sizing model")
     args = parser.parse_args()
     vocab = match.Vocabulary.build(random.Random(args.seed))
     queries = match.watchlists(args.watchlists, vocab, args.seed + args.watchlists)
@@ -255,13 +287,18 @@ def main() -> None:
               f"redis-server and PostgreSQL on 127.0.0.1; {os.cpu_count()} cores", flush=True)
         one = run(1, site, hook.url, queries, (redis_url, postgres_url), folder, args.deliver)
         two = run(2, site, hook.url, queries, (redis_url, postgres_url), folder, args.deliver)
+    small = pure_matching(queries, vocab, args.seed, args.pure_articles)
+    large = pure_matching(match.watchlists(WATCHLISTS, vocab, args.seed + WATCHLISTS, mix="fixed"),
+                          vocab, args.seed, args.pure_articles)
     print()
     print(f"per process (n=1): crawler {one.stored_per_s:.1f} articles/s, matcher {one.matched_per_s:.1f} "
           f"articles/s at {args.watchlists:,} watchlists, deliverer {one.sent_per_s:.1f} alerts/s")
     print(f"2 of each against 1: stored ×{two.stored_per_s / one.stored_per_s:.2f}, "
           f"matched ×{two.matched_per_s / one.matched_per_s:.2f}, "
           f"sent ×{two.sent_per_s / max(one.sent_per_s, 1e-9):.2f}")
-    for line in sizing(one, args.watchlists):
+    print(f"matching alone (this process): {small.per_s:.0f} articles/s at {small.watchlists:,} watchlists "
+          f"({small.hits:.1f} hits each), {large.per_s:.0f} at {large.watchlists:,} ({large.hits:.1f})")
+    for line in sizing(one, small, large):
         print(line)
     print(f"cluster: stored_per_s_1={one.stored_per_s:.1f} stored_per_s_2={two.stored_per_s:.1f} "
           f"speedup={two.stored_per_s / one.stored_per_s:.2f}")
