@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -54,19 +54,39 @@ class PostgresDatabase:
     def __init__(self, url: str) -> None:
         self.url = url
         self.conn = psycopg.connect(url, autocommit=True)
+        self._depth = 0  # transactions open (atomic() blocks entered and not left)
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> psycopg.Cursor:
-        return self.conn.execute(postgres_sql(sql), list(params))
+        return self._live().execute(postgres_sql(sql), list(params))
 
     def query(self, sql: str, params: Sequence[object] = ()) -> Iterator[dict]:
-        with self.conn.cursor(row_factory=dict_row) as cursor:
+        with self._live().cursor(row_factory=dict_row) as cursor:
             cursor.execute(postgres_sql(sql), list(params))
             yield from cursor
 
     def atomic(self) -> AbstractContextManager[object]:
         """BEGIN … COMMIT when outermost, SAVEPOINT … RELEASE inside another; rolled back when
         the block raises."""
-        return self.conn.transaction()
+        return self._transaction()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[object]:
+        with self._live().transaction() as transaction:
+            self._depth += 1
+            try:
+                yield transaction
+            finally:
+                self._depth -= 1
+
+    def _live(self) -> psycopg.Connection:
+        """The connection; a new one when the last was lost (the server restarted, a network
+        cut, a terminated backend) and no transaction is open on it: the statement that met
+        the loss failed, the next one runs. Inside a transaction the loss stays an error, so
+        the transaction is never half on one connection and half on another."""
+        if self.conn.broken and self._depth == 0:
+            self.conn.close()
+            self.conn = psycopg.connect(self.url, autocommit=True)
+        return self.conn
 
     def close(self) -> None:
         self.conn.close()

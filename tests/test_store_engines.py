@@ -5,6 +5,7 @@ stand for two role processes."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -68,9 +69,10 @@ def in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list]:
     return thread, out
 
 
-def postgres_only(target: Path | str) -> None:
+def postgres_only(target: Path | str,
+                  why: str = "several writers at once: PostgreSQL only (SQLite has one writer)") -> None:
     if isinstance(target, Path):
-        pytest.skip("several writers at once: PostgreSQL only (SQLite has one writer)")
+        pytest.skip(why)
 
 
 # --- poll results and what is new -----------------------------------------------------------
@@ -434,3 +436,38 @@ def test_the_modules_above_the_store_work_on_either_engine_unchanged(store: Stor
     report = prune(store, RetentionSettings(articles=60), now=datetime.now(UTC) + timedelta(days=1))
     assert report.articles_deleted == 2 and report.size_after > 0
     assert poll(store, entry(1)) == []
+
+
+def test_a_lost_connection_fails_one_statement_and_the_next_reconnects(store_target: Path | str) -> None:
+    postgres_only(store_target, "a connection to a server: PostgreSQL only")
+    import psycopg
+
+    store = Store.connect(store_target)
+    poll(store, entry(1))
+    with psycopg.connect(str(store_target), autocommit=True) as admin:  # the server drops it
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE datname = current_database() AND pid != pg_backend_pid()")
+    with pytest.raises(StoreError):
+        store.count_pending_alerts()
+    assert poll(store, entry(2)), "the next statement runs on a new connection"
+    assert not poll(store, entry(1)), "and sees what the lost one stored"
+    store.close()
+
+
+def test_a_connection_lost_inside_a_transaction_fails_the_whole_transaction(
+    store_target: Path | str,
+) -> None:
+    postgres_only(store_target, "a connection to a server: PostgreSQL only")
+    import psycopg
+
+    store = Store.connect(store_target)
+    with pytest.raises(StoreError), store.transaction():
+        poll(store, entry(1))
+        with psycopg.connect(str(store_target), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = current_database() AND pid != pg_backend_pid()")
+        with contextlib.suppress(StoreError):
+            store.count_pending_alerts()  # meets the loss
+        poll(store, entry(2))  # not on a new connection: the transaction fails as a whole
+    assert poll(store, entry(1)) and poll(store, entry(2)), "nothing of it was kept"
+    store.close()
