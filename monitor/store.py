@@ -649,9 +649,11 @@ class Store:
 
     def _save_page(self, page: PageResult) -> None:
         row = self.db.execute(
-            "SELECT title, summary, url FROM articles WHERE id = ?", [page.article_id]
+            "SELECT title, summary, url FROM articles WHERE id = ? AND state = ?", [page.article_id, FETCH]
         ).fetchone()
         if row is None:
+            # Gone, or its page was stored already: a page fetched twice (a cluster's crawler
+            # whose task was taken again) never sends a matched article back to matching.
             return
         if page.canonical_url and not page.error and self._join_canonical(
             page.article_id, row[2], page.canonical_url

@@ -135,6 +135,16 @@ def test_pages_move_articles_on_and_a_canonical_copy_is_skipped(store: Store) ->
     assert [a.id for a in store.articles_with_ids([one, two], DONE)] == [two]
 
 
+def test_a_page_fetched_again_changes_nothing_once_its_article_moved_on(store: Store) -> None:
+    (one,) = poll(store, entry(1))
+    store.save_pages([PageResult(one, "u", text="Brödtext om CSTO.", lang="sv")])
+    store.save_matches(one, [], [])
+    store.save_pages([PageResult(one, "u", text="En annan text.", lang="sv")])
+    assert [a.id for a in store.articles_with_ids([one], DONE)] == [one]
+    page = store.article_page(one)
+    assert page is not None and page["text"] == "Brödtext om CSTO."
+
+
 def test_stories_are_assigned_found_and_merged(store: Store) -> None:
     one, two, three = poll(store, entry(1), entry(2), entry(3))
     first = store.assign_story(one, None, b"\x00\xffsig", body_hash="h1")
