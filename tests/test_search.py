@@ -97,6 +97,12 @@ def test_the_index_follows_changed_and_emptied_text(store: Store) -> None:
     assert candidates(store, '"tokajev"*') == [article]
     store.drop_texts(["svt"])
     assert candidates(store, '"tokajev"*') == []
+    # A revision (the feed changed its summary) fetches the page again, with a new text.
+    revised = Entry(url="https://svt.example/1", guid="g1", title="Rubrik", summary="Ny ingress.",
+                    published=None)
+    outcome = store.save_poll_result(PollResult(source="svt", status=200, entries=(revised,)), "u", True,
+                                     revisions=True)
+    assert outcome.revised == [article]
     store.save_page(PageResult(article_id=article, url="u", text="Nu om Almaty."))
     assert candidates(store, "almaty") == [article]
     assert titles(store, "Almaty") == ["Rubrik"]
