@@ -133,13 +133,22 @@ def test_a_cluster_alerts_every_relevant_story_once_and_a_standby_takes_over(
     assert first and second and not first & second
     assert first | second == {str(n) for n in range(8)}
 
+    # A third matcher joins the running cluster: it takes shards of its own from the others.
+    cluster.start("matcher-3", "matcher")
+
+    def three_way() -> bool:
+        owners = [owned_shards(cluster, f"matcher-{n}") for n in (1, 2, 3)]
+        return all(owners) and sum(map(len, owners)) == 8 and set().union(*owners) == set(map(str, range(8)))
+
+    cluster.wait(three_way, "the new matcher to own shards the others gave up, each shard to one")
+
     cluster.kill("scheduler-1")
     publish(site, "/nyheter/utrikes/csto-ovning.html", "nordposten-4800",
             "CSTO:s övning i Tadzjikistan avslutad",
             "Den ryskledda försvarsalliansen avslutade på onsdagen sin övning nära den afghanska gränsen.",
             ["Övningen samlade trupper från flera medlemsländer och pågick i fem dagar."] * 3)
     cluster.wait(lambda: "/nyheter/utrikes/csto-ovning.html" in alerted_paths(receiver),
-                 "the standby scheduler to take over and the new story to alert")
+                 "the standby scheduler to take over and the new story to alert (three matchers)")
     assert active_scheduler(cluster, "scheduler-2")
     time.sleep(3 * 5)  # three more polls of every source: nothing alerts again
     assert sorted(alerted_paths(receiver)) == sorted([*RELEVANT, "/nyheter/utrikes/csto-ovning.html"])
