@@ -39,7 +39,7 @@ from monitor.alerts.outbox import Claim, deliver_pending, send_max
 from monitor.alerts.trouble import report_source_trouble
 from monitor.cluster.lease import Lease
 from monitor.cluster.members import Members, owned, owner, shard_of
-from monitor.cluster.streams import StreamGroup, add
+from monitor.cluster.streams import StreamGroup
 from monitor.cluster.workqueue import Task, WorkQueue
 from monitor.models import ClusterSettings, Config, PageResult, Source
 from monitor.pipeline import (
@@ -296,17 +296,26 @@ async def recover(frontier: WorkQueue) -> int:
 
 async def hand_over(node: Node, articles: Iterable) -> int:
     """Put these articles (ready for matching) on the stories stream, each revision once
-    within HANDED_TTL: added first, remembered after, so a kill between the two hands it over
-    again rather than never."""
-    handed = 0
-    for article in articles:
-        mark = node.key("handed", f"{article.id}:{article.revision}")
-        if await node.redis.exists(mark):
-            continue
-        await add(node.redis, node.key("stories"), {"article": str(article.id)})
-        await node.redis.set(mark, "1", ex=HANDED_TTL)
-        handed += 1
-    return handed
+    within HANDED_TTL. Two round trips: which are marked, then every entry added and, after
+    all of them, the marks (Redis runs a pipeline in order, so no mark is ever set for an entry
+    that was not added; a kill in between hands some over again, which is harmless)."""
+    articles = list(articles)
+    if not articles:
+        return 0
+    marks = [node.key("handed", f"{article.id}:{article.revision}") for article in articles]
+    async with node.redis.pipeline(transaction=False) as pipe:
+        for mark in marks:
+            pipe.exists(mark)
+        marked = await pipe.execute()
+    new = [(article, mark) for article, mark, known in zip(articles, marks, marked, strict=True) if not known]
+    if new:
+        async with node.redis.pipeline(transaction=False) as pipe:
+            for article, _ in new:
+                pipe.xadd(node.key("stories"), {"article": str(article.id)})
+            for _, mark in new:
+                pipe.set(mark, "1", ex=HANDED_TTL)
+            await pipe.execute()
+    return len(new)
 
 
 # --- matcher ---------------------------------------------------------------------------------
@@ -395,8 +404,10 @@ class MatcherRole:
                 assign_stories(monitor, articles)
                 wanted = wanted_articles(monitor, articles)
             self.stories_generation = await self.node.redis.incr(self.node.key("stories-generation"))
-            for article in wanted:
-                await add(self.node.redis, self.node.key("articles"), {"article": str(article.id)})
+            async with self.node.redis.pipeline(transaction=False) as pipe:
+                for article in wanted:
+                    pipe.xadd(self.node.key("articles"), {"article": str(article.id)})
+                await pipe.execute()
             await group.ack(entry for entry, _ in entries)
             return len(entries)
         finally:
