@@ -194,6 +194,27 @@ def webhook_receiver(keep_alive: bool = False) -> Iterator[Receiver]:
         yield receiver
 
 
+RSS = "application/rss+xml; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test server's handler: no access log, and `answer` for a whole response."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def answer(self, body: bytes, content_type: str, status: int = 200) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass  # the monitor hung up (it was stopped, or killed): nothing to answer
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, WEBHOOK_SECRET, monitor_config, run_monitor, write_config
-from servers import Receiver, Site, serve
+from servers import HTML, RSS, QuietHandler, Receiver, Site, serve
 from test_cycle import RELEVANT, alerted_paths, publish
 
 LEASE = 3  # seconds: the scheduler's lease and every heartbeat, short for the tests
@@ -218,26 +218,16 @@ class BusyOutlet:
 
 
 def _outlet_handler(outlet: BusyOutlet) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             parts = self.path.strip("/").split("/")
             if len(parts) == 1 and parts[0].endswith(".xml"):
-                return self._send(outlet.feed(parts[0].removesuffix(".xml")), "application/rss+xml")
+                return self.answer(outlet.feed(parts[0].removesuffix(".xml")), RSS)
             page = outlet.page(parts[0], parts[-1].removesuffix(".html")) if len(parts) == 2 else None
             if page is None:
-                return self._send(b"not found", "text/plain", 404)
+                return self.answer(b"not found", "text/plain", 404)
             time.sleep(outlet.delay)
-            return self._send(page, "text/html")
-
-        def _send(self, body: bytes, kind: str, status: int = 200) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", f"{kind}; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            return self.answer(page, HTML)
 
     return Handler
 

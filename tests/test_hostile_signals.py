@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, write_config
-from servers import serve
+from servers import QuietHandler, serve
 
 ITEMS = 40
 FAST_ITEMS = 3  # pages answered at once, so there is something fetched before the signal
@@ -69,30 +69,17 @@ def article_page(i: int) -> bytes:
 
 
 def _slow_handler(site: SlowSite) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             if self.path == "/feed.xml":
-                return self._send(200, site.feed(), "application/rss+xml")
+                return self.answer(site.feed(), "application/rss+xml")
             if self.path.startswith("/artikel/"):
                 i = int(self.path.removeprefix("/artikel/").removesuffix(".html"))
                 site.asked.append(i)
                 if i >= FAST_ITEMS:
                     site.release.wait(HOLD)
-                return self._send(200, article_page(i), "text/html; charset=utf-8")
-            return self._send(404, b"not found", "text/plain")
-
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except OSError:
-                pass  # the monitor hung up (it was stopped): nothing to answer
+                return self.answer(article_page(i), "text/html; charset=utf-8")
+            return self.answer(b"not found", "text/plain", 404)
 
     return Handler
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, write_config
-from servers import Receiver, serve
+from servers import HTML, RSS, QuietHandler, Receiver, serve
 
 # The held pages are released after this long at the latest, so a monitor that alerts only
 # after its crawl still ends (and the test fails on what it saw, not on a hang).
@@ -57,27 +57,17 @@ class SlowOutlet:
 
 
 def _handler(outlet: SlowOutlet) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             parts = self.path.strip("/").split("/")
             if len(parts) == 1 and parts[0].endswith(".xml"):
-                return self._send(outlet.feed(parts[0].removesuffix(".xml")), "application/rss+xml")
+                return self.answer(outlet.feed(parts[0].removesuffix(".xml")), RSS)
             if len(parts) != 2 or parts[0] not in outlet.items:
-                return self._send(b"not found", "text/plain", 404)
+                return self.answer(b"not found", "text/plain", 404)
             if parts[0] == "trog":
                 outlet.release.wait(HOLD_AT_MOST)
                 outlet.served_held.append(self.path)
-            return self._send(outlet.page(parts[0], parts[1].removesuffix(".html")), "text/html")
-
-        def _send(self, body: bytes, kind: str, status: int = 200) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", f"{kind}; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            return self.answer(outlet.page(parts[0], parts[1].removesuffix(".html")), HTML)
 
     return Handler
 
