@@ -353,11 +353,17 @@ async def fetch_texts(monitor: Monitor, source_names: list[str], report: CycleRe
     # A crawl stopped early (shutdown) leaves the rest waiting for the next cycle; a page that
     # produced nothing at all (a spider fault) must still not hold its article back forever.
     if not monitor.crawler.stopped:
-        answered = {page.article_id for page in pages}
-        for article in waiting:
-            if article.id not in answered:
-                take(PageResult(article.id, article.url, error="no response"))
+        for page in unanswered(pages, [(article.id, article.url) for article in waiting]):
+            take(page)
     report.sources = [replace(s, pages_blocked=blocked[s.name]) for s in report.sources]
+
+
+def unanswered(pages: Sequence[PageResult], asked: Sequence[tuple[int, str]]) -> list[PageResult]:
+    """A failed result ("no response") for each (article id, URL) asked for that the crawl
+    gave no result at all (a spider fault): its article must still move on to matching."""
+    answered = {page.article_id for page in pages}
+    return [PageResult(article_id, url, error="no response") for article_id, url in asked
+            if article_id not in answered]
 
 
 def note_page(page: PageResult, article_source: dict[int, str], blocked: Counter[str],

@@ -31,17 +31,18 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from redis.exceptions import ResponseError
 
-from monitor.alerts.digest import digest_groups, release_catchups, run_digest
+from monitor.alerts.digest import digest_groups, next_digest, release_catchups, run_digest
 from monitor.alerts.outbox import Claim, deliver_pending, send_max
 from monitor.alerts.trouble import report_source_trouble
 from monitor.cluster.lease import Lease
 from monitor.cluster.members import Members, owned, owner, shard_of
 from monitor.cluster.streams import StreamGroup
 from monitor.cluster.workqueue import Task, WorkQueue
-from monitor.models import ClusterSettings, Config, PageResult, Source
+from monitor.models import ClusterSettings, Config, Source
 from monitor.pipeline import (
     CycleReport,
     Monitor,
@@ -51,12 +52,16 @@ from monitor.pipeline import (
     match_waiting,
     page_target,
     poll_sources,
+    unanswered,
     wanted_articles,
 )
 from monitor.retention import prune_daily
 from monitor.rules import Matcher
 from monitor.store import FETCH, MATCH, Store
 from spiders.article import PageTarget
+
+if TYPE_CHECKING:  # Scrapy is imported only by a process that crawls
+    from monitor.crawl import LiveCrawler
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +95,13 @@ class Node:
                          prefix=self.settings.prefix)
 
     def monitor(self, matcher: Matcher | None = None, stories: RecentStories | None = None,
-                config: Config | None = None) -> Monitor:
-        """A Monitor for the pipeline's functions a role reuses (no crawler of its own)."""
-        return Monitor(config or self.config, self.store, None, matcher, stories)  # type: ignore[arg-type]
+                config: Config | None = None, crawler: LiveCrawler | None = None) -> Monitor:
+        """A Monitor for the pipeline's functions a role reuses: only what that role has."""
+        return Monitor(config or self.config, self.store, crawler, matcher, stories)  # type: ignore[arg-type]
+
+    def articles_group(self, shard: str) -> str:
+        """The consumer group of the `articles` stream that reads for this watchlist shard."""
+        return f"shard-{shard}"
 
     async def sleep(self, seconds: float) -> None:
         """Wait, or less when the process is told to stop."""
@@ -174,8 +183,6 @@ class Scheduler:
     async def digests(self) -> None:
         """Each digest group's next run is kept in Redis: a standby that takes over runs a
         digest whose time came while the schedulers changed hands."""
-        from monitor.alerts.digest import next_digest
-
         now = datetime.now(UTC)
         times = self.node.key("digests")
         planned = await self.node.redis.hgetall(times)
@@ -248,9 +255,7 @@ class CrawlerRole:
         names = [t.payload.get("source") for t in tasks]
         sources = [self.sources[name] for name in names if name in self.sources]
         if sources:
-            monitor = self.node.monitor()
-            monitor.crawler = self.crawler
-            polled = await poll_sources(monitor, sources, CycleReport())
+            polled = await poll_sources(self.node.monitor(crawler=self.crawler), sources, CycleReport())
             if not self.crawler.stopped:
                 await self._hand_on([source for source, _ in polled])
         if not self.crawler.stopped:
@@ -277,9 +282,7 @@ class CrawlerRole:
         pages = await self.crawler.fetch_pages(targets)
         if self.crawler.stopped:
             return  # not done: taken again by a crawler that runs on
-        answered = {page.article_id for page in pages}
-        pages += [PageResult(t.article_id, t.url, error="no response")
-                  for t in targets if t.article_id not in answered]
+        pages += unanswered(pages, [(t.article_id, t.url) for t in targets])
         store = self.node.store
         store.save_pages(pages)
         await hand_over(self.node, store.articles_with_ids([t.article_id for t in targets], MATCH))
@@ -311,11 +314,21 @@ async def hand_over(node: Node, articles: Iterable) -> int:
     if new:
         async with node.redis.pipeline(transaction=False) as pipe:
             for article, _ in new:
-                pipe.xadd(node.key("stories"), {"article": str(article.id)})
+                pipe.xadd(node.key("stories"), _entry(article.id))
             for _, mark in new:
                 pipe.set(mark, "1", ex=HANDED_TTL)
             await pipe.execute()
     return len(new)
+
+
+def _entry(article_id: int) -> dict[str, str]:
+    """A stream entry: the article, by id (its text is read from the store)."""
+    return {"article": str(article_id)}
+
+
+def _article_ids(entries: Iterable[tuple[str, dict[str, str]]]) -> list[int]:
+    """The article ids of these stream entries; an entry without one is skipped."""
+    return [int(fields["article"]) for _, fields in entries if fields.get("article", "").isdigit()]
 
 
 # --- matcher ---------------------------------------------------------------------------------
@@ -352,7 +365,7 @@ class MatcherRole:
         # scheduler trims the streams to what the existing groups still need.
         await self._group(STORIES, "stories").ensure()
         for shard in self.shards:
-            await self._group(f"shard-{shard}", "articles").ensure()
+            await self._group(self.node.articles_group(shard), "articles").ensure()
         try:
             while not self.node.stopping.is_set():
                 try:
@@ -396,7 +409,7 @@ class MatcherRole:
             if not entries:
                 return 0
             await self._refresh_stories()
-            ids = [int(fields["article"]) for _, fields in entries if fields.get("article", "").isdigit()]
+            ids = _article_ids(entries)
             monitor = self.node.monitor(stories=self.stories)
             store = self.node.store
             with store.transaction():
@@ -406,7 +419,7 @@ class MatcherRole:
             self.stories_generation = await self.node.redis.incr(self.node.key("stories-generation"))
             async with self.node.redis.pipeline(transaction=False) as pipe:
                 for article in wanted:
-                    pipe.xadd(self.node.key("articles"), {"article": str(article.id)})
+                    pipe.xadd(self.node.key("articles"), _entry(article.id))
                 await pipe.execute()
             await group.ack(entry for entry, _ in entries)
             return len(entries)
@@ -427,17 +440,16 @@ class MatcherRole:
         owned shards (the groups move in step, so a batch is mostly the same articles), then
         acknowledged. An article read from one group only is matched for the others too: they
         store nothing twice when their own entry of it comes (the store's unique keys)."""
-        batches = {shard: await self._group(f"shard-{shard}", "articles").read(STREAM_BATCH, block=0.01)
-                   for shard in shards}
+        groups = {shard: self._group(self.node.articles_group(shard), "articles") for shard in shards}
+        batches = {shard: await group.read(STREAM_BATCH, block=0.01) for shard, group in groups.items()}
         if not any(batches.values()):
             return 0
-        ids = sorted({int(fields["article"]) for entries in batches.values() for _, fields in entries
-                      if fields.get("article", "").isdigit()})
+        ids = sorted({article for entries in batches.values() for article in _article_ids(entries)})
         monitor = await self._compiled(tuple(shards))
         if monitor.config.watchlists:
             await match_waiting(monitor, self.node.store.articles_of(ids), CycleReport())
         for shard, entries in batches.items():
-            await self._group(f"shard-{shard}", "articles").ack(entry for entry, _ in entries)
+            await groups[shard].ack(entry for entry, _ in entries)
         return sum(len(entries) for entries in batches.values())
 
     async def _compiled(self, shards: tuple[str, ...]) -> Monitor:
@@ -473,7 +485,7 @@ class DelivererRole:
             if report is not None and (report.sent or report.failed):
                 logger.info("delivery: %d sent, %d failed, %d pending", report.sent, report.failed,
                             report.pending)
-            if report is None or not (report.sent or report.failed):
+            else:
                 await self.node.sleep(IDLE * 5)
 
 
