@@ -122,6 +122,16 @@ def serve(server: ThreadingHTTPServer) -> Iterator[str]:
 
 
 @contextmanager
+def serve_handler(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A server on a free 127.0.0.1 port with this handler, one daemon thread per request (a
+    handler held back by a test never keeps the test process alive); yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    with serve(server) as base:
+        yield base
+
+
+@contextmanager
 def news_site(tmp: Path, source: Path = FIXTURE_SITE) -> Iterator[Site]:
     root = tmp / "site"
     shutil.copytree(source, root)

@@ -13,15 +13,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from conftest import REPO, WEBHOOK_SECRET, monitor_config, run_monitor, write_config
-from servers import HTML, RSS, QuietHandler, Receiver, Site, serve
+from servers import HTML, RSS, QuietHandler, Receiver, Site, serve_handler
 from test_cycle import RELEVANT, alerted_paths, publish
 
 LEASE = 3  # seconds: the scheduler's lease and every heartbeat, short for the tests
+SHARDS = 8
 WAIT = 120  # seconds a test waits for its alerts at most
 
 
@@ -90,7 +91,8 @@ def cluster_of(tmp_path: Path, redis_url: str, postgres_url: str) -> Iterator[Ca
     made: list[Cluster] = []
 
     def make(config: dict) -> Cluster:
-        config["cluster"] = {"redis": redis_url, "database": postgres_url, "shards": 8, "lease": f"{LEASE}s"}
+        config["cluster"] = {"redis": redis_url, "database": postgres_url, "shards": SHARDS,
+                             "lease": f"{LEASE}s"}
         made.append(Cluster(write_config(tmp_path, config)))
         return made[-1]
 
@@ -131,14 +133,15 @@ def test_a_cluster_alerts_every_relevant_story_once_and_a_standby_takes_over(
     # The two matchers divided the shards between them, each shard to one, without a restart.
     first, second = owned_shards(cluster, "matcher-1"), owned_shards(cluster, "matcher-2")
     assert first and second and not first & second
-    assert first | second == {str(n) for n in range(8)}
+    assert first | second == {str(n) for n in range(SHARDS)}
 
     # A third matcher joins the running cluster: it takes shards of its own from the others.
     cluster.start("matcher-3", "matcher")
 
     def three_way() -> bool:
         owners = [owned_shards(cluster, f"matcher-{n}") for n in (1, 2, 3)]
-        return all(owners) and sum(map(len, owners)) == 8 and set().union(*owners) == set(map(str, range(8)))
+        return (all(owners) and sum(map(len, owners)) == SHARDS
+                and set().union(*owners) == set(map(str, range(SHARDS))))
 
     cluster.wait(three_way, "the new matcher to own shards the others gave up, each shard to one")
 
@@ -235,9 +238,7 @@ def _outlet_handler(outlet: BusyOutlet) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def busy_outlet() -> Iterator[BusyOutlet]:
     outlet = BusyOutlet.generated(per_feed=40)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _outlet_handler(outlet))
-    server.daemon_threads = True
-    with serve(server) as base:
+    with serve_handler(_outlet_handler(outlet)) as base:
         outlet.base = base
         yield outlet
 

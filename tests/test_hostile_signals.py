@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, write_config
-from servers import QuietHandler, serve
+from servers import QuietHandler, serve, serve_handler
 
 ITEMS = 40
 FAST_ITEMS = 3  # pages answered at once, so there is something fetched before the signal
@@ -87,9 +87,7 @@ def _slow_handler(site: SlowSite) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def slow_site() -> Iterator[SlowSite]:
     site = SlowSite()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _slow_handler(site))
-    server.daemon_threads = True
-    with serve(server) as base:
+    with serve_handler(_slow_handler(site)) as base:
         site.base = base
         try:
             yield site

@@ -15,13 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, write_config
-from servers import HTML, RSS, QuietHandler, Receiver, serve
+from servers import HTML, RSS, QuietHandler, Receiver, serve_handler
 
 # The held pages are released after this long at the latest, so a monitor that alerts only
 # after its crawl still ends (and the test fails on what it saw, not on a hang).
@@ -75,9 +75,7 @@ def _handler(outlet: SlowOutlet) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def outlet() -> Iterator[SlowOutlet]:
     served = SlowOutlet()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(served))
-    server.daemon_threads = True
-    with serve(server) as base:
+    with serve_handler(_handler(served)) as base:
         served.base = base
         try:
             yield served
