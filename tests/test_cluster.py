@@ -22,7 +22,9 @@ from servers import HTML, RSS, QuietHandler, Receiver, Site, serve_handler
 from test_cycle import RELEVANT, alerted_paths, publish
 
 LEASE = 3  # seconds: the scheduler's lease and every heartbeat, short for the tests
-SHARDS = 8
+# Rendezvous hashing gives each of m matchers each shard with chance 1/m, so with few shards one
+# may own none ((2/3)^8 ≈ 4 % for one of three matchers over 8 shards); over 32 that is ≈ 2e-6.
+SHARDS = 32
 WAIT = 120  # seconds a test waits for its alerts at most
 
 
